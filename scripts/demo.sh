@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Quick start, command 1: install dependencies, build, run the demo on embedded SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+  -DEVENTSOURCED_BUILD_TESTS=OFF -DEVENTSOURCED_BUILD_BENCH=OFF >/dev/null
+cmake --build build -j"$(nproc)" --target quickstart
+cd build && ./examples/quickstart

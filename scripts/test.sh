@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Quick start, command 2: install dependencies, build, run the whole test suite.
+#
+# Three builds, each running ctest:
+#   build-test   RelWithDebInfo, every test (engine conformance, storage, multi-process, the
+#                find_package consumer test)
+#   build-asan   AddressSanitizer + UndefinedBehaviorSanitizer, every test
+#   build-tsan   ThreadSanitizer, the concurrency tests
+# Set EVENTSOURCED_TEST_QUICK=1 to run only the first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+jobs="$(nproc)"
+
+run_build() {  # name, ctest args..., -- cmake args...
+  local dir=$1; shift
+  local ctest_args=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do ctest_args+=("$1"); shift; done
+  shift
+  echo "=== $dir: configure and build"
+  cmake -S . -B "$dir" -DEVENTSOURCED_BUILD_BENCH=OFF "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "=== $dir: test"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" "${ctest_args[@]}")
+}
+
+run_build build-test -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${EVENTSOURCED_TEST_QUICK:-0}" = "1" ]; then exit 0; fi
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_build build-asan -E consumer_find_package -- -DCMAKE_BUILD_TYPE=Debug \
+  -DEVENTSOURCED_SANITIZE=address_undefined -DEVENTSOURCED_BUILD_EXAMPLES=OFF
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  run_build build-tsan -R 'concurren|conformance|transaction|cache' -- -DCMAKE_BUILD_TYPE=Debug \
+  -DEVENTSOURCED_SANITIZE=thread -DEVENTSOURCED_BUILD_EXAMPLES=OFF
+echo "=== all test builds passed"

@@ -1,0 +1,190 @@
+#include <eventsourced/storage/document_collection.hpp>
+
+#include <eventsourced/storage/store.hpp>
+#include <eventsourced/storage/update_operators.hpp>
+
+namespace eventsourced {
+namespace {
+
+// How many times update_section writes its edited sub-tree into a fresher document because
+// other parts of it changed, before giving up with the conflict.
+constexpr int kMaxSectionSplices = 1000;
+
+update_result<json> unchanged(stored_document current) {
+  diff d;
+  d.version = current.version;
+  return {std::move(current.body), std::move(d)};
+}
+
+}  // namespace
+
+document_collection::document_collection(std::shared_ptr<store> owner, std::string_view name)
+    : store_(std::move(owner)), name_(name) {
+  if (!store_)
+    throw invalid_argument_error("collection '" + name_ + "' needs a store, got nullptr");
+  store::check_user_collection(name_);
+}
+
+std::string document_collection::id_of(const json& body) const {
+  const auto it = body.find(store_->options().id_field);
+  return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::optional<json> document_collection::find_one(std::string_view id) const {
+  auto doc = store_->read(name_, id, true);
+  if (!doc) return std::nullopt;
+  return std::move(doc->body);
+}
+
+std::vector<json> document_collection::find_many(const json& filter_spec,
+                                                 const find_options& options) const {
+  store_->check_open();
+  query q;
+  q.where = filter::parse(filter_spec);
+  q.sort = options.sort;
+  q.limit = options.limit;
+  q.skip = options.skip;
+  std::vector<json> out;
+  for (stored_document& doc : store_->engine_->find(name_, q)) {
+    store_->stamp(doc.body, doc.id, doc.version);
+    out.push_back(std::move(doc.body));
+  }
+  return out;
+}
+
+update_result<json> document_collection::find_one_and_upsert(json body, const write_options&) {
+  const std::string id = store_->id_in(body, name_);
+  // A conflict here means another writer created (or deleted) the document meanwhile: read again
+  // and return what is there now. Bounded in case creations and deletions keep racing.
+  constexpr int kAttempts = 3;
+  for (int attempt = 0;; ++attempt) {
+    if (auto existing = store_->read(name_, id, attempt == 0))
+      return unchanged(std::move(*existing));
+    store_->stamp(body, id, 0);
+    store::pending_write w{{name_, id, 0, write_op::put, body}, json()};
+    try {
+      auto done = store_->commit_writes({std::move(w)});
+      return {std::move(done[0].document), std::move(done[0].diff)};
+    } catch (const conflict_error&) {
+      if (attempt + 1 >= kAttempts) throw;
+    }
+  }
+}
+
+std::optional<update_result<json>> document_collection::update(std::string_view id,
+                                                               const edit_function& edit,
+                                                               const write_options& options,
+                                                               when_missing missing) {
+  const retry_options& retry = store_->retry_for(options);
+  for (int attempt = 0;; ++attempt) {
+    // The first attempt may trust the cache; after a conflict, only the engine.
+    auto current = store_->read(name_, id, attempt == 0);
+    if (!current) {
+      if (missing == when_missing::throw_not_found) throw not_found_error(name_, std::string(id));
+      return std::nullopt;
+    }
+    edit_result<json> result = edit(current->body);
+    if (result.is_no_change()) return unchanged(std::move(*current));
+    store::pending_write w{{name_, std::string(id), current->version, write_op::erase, json()},
+                           current->body};
+    if (!result.is_delete()) {
+      json& body = result.document();
+      if (!body.is_object()) {
+        throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
+                                     "' returned " + body.type_name() + ", expected an object");
+      }
+      const std::string new_id = id_of(body);
+      if (body.contains(store_->options().id_field) && new_id != id) {
+        throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
+                                     "' changed its id; ids are immutable");
+      }
+      store_->stamp(body, id, current->version);
+      if (body == current->body) return unchanged(std::move(*current));
+      w.write.op = write_op::put;
+      w.write.body = std::move(body);
+    }
+    try {
+      auto done = store_->commit_writes({std::move(w)});
+      return update_result<json>{std::move(done[0].document), std::move(done[0].diff)};
+    } catch (const conflict_error&) {
+      if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
+      detail::backoff_sleep(retry, attempt);
+    }
+  }
+}
+
+update_result<json> document_collection::find_one_and_update(std::string_view id,
+                                                             const edit_function& edit,
+                                                             const write_options& options) {
+  return *update(id, edit, options, when_missing::throw_not_found);
+}
+
+update_result<json> document_collection::update_one(std::string_view id, const json& update_spec,
+                                                    const write_options& options) {
+  const store_options& so = store_->options();
+  return find_one_and_update(
+      id,
+      [&](json body) -> edit_result<json> {
+        json updated = apply_update(body, update_spec);
+        for (const std::string* field : {&so.id_field, &so.version_field}) {
+          if (updated.value(*field, json()) != body.value(*field, json())) {
+            throw invalid_argument_error("update_one on '" + name_ + "/" + std::string(id) +
+                                         "' may not change the '" + *field + "' field");
+          }
+        }
+        return updated;
+      },
+      options);
+}
+
+update_result<json> document_collection::update_section(std::string_view id, std::string_view path,
+                                                        const std::function<json(json)>& edit,
+                                                        const write_options& options) {
+  const field_path section = field_path::parse(path);
+  const store_options& so = store_->options();
+  if (section.segments().front() == so.id_field || section.segments().front() == so.version_field) {
+    throw invalid_argument_error("update_section may not edit the '" + section.segments().front() +
+                                 "' field");
+  }
+  const retry_options& retry = store_->retry_for(options);
+  auto current = store_->read(name_, id, true);
+  for (int attempt = 0;; ++attempt) {
+    if (!current) throw not_found_error(name_, std::string(id));
+    const json* found = section.resolve(current->body);
+    const bool existed = found != nullptr;  // `found` dangles once `current` is re-read
+    const json before = existed ? *found : json();
+    const json after = edit(before);
+    if (after == before && (existed || after.is_null())) return unchanged(std::move(*current));
+
+    for (int splice = 0;; ++splice) {
+      store::pending_write w{{name_, std::string(id), current->version, write_op::put,
+                              apply_update(current->body, {{"$set", {{section.str(), after}}}})},
+                             current->body};
+      try {
+        auto done = store_->commit_writes({std::move(w)});
+        return {std::move(done[0].document), std::move(done[0].diff)};
+      } catch (const conflict_error&) {
+        current = store_->read(name_, id, false);
+        if (!current) throw not_found_error(name_, std::string(id));
+        const json* now = section.resolve(current->body);
+        const bool section_unchanged = now == nullptr ? !existed : (existed && *now == before);
+        if (section_unchanged) {
+          if (splice + 1 >= kMaxSectionSplices) throw;
+          continue;  // only other parts changed: write our sub-tree into the fresh document
+        }
+        if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
+        detail::backoff_sleep(retry, attempt);
+        break;  // our sub-tree changed: re-run edit on the fresh document
+      }
+    }
+  }
+}
+
+bool document_collection::delete_one(std::string_view id, const write_options& options) {
+  return update(
+             id, [](const json&) -> edit_result<json> { return delete_document; }, options,
+             when_missing::return_empty)
+      .has_value();
+}
+
+}  // namespace eventsourced

@@ -1,0 +1,149 @@
+#include <eventsourced/storage/store.hpp>
+
+#include <eventsourced/engine/open.hpp>
+
+namespace eventsourced {
+
+store::store(std::unique_ptr<eventsourced::engine> engine, store_options options)
+    : engine_(std::move(engine)), options_(std::move(options)) {
+  if (!engine_) throw invalid_argument_error("store needs an engine, got nullptr");
+  if (options_.id_field.empty() || options_.version_field.empty() ||
+      options_.id_field == options_.version_field) {
+    throw invalid_argument_error(
+        "store_options: id_field and version_field must be non-empty and differ");
+  }
+  if (options_.retry.max_attempts < 1) {
+    throw invalid_argument_error("retry_options::max_attempts must be at least 1");
+  }
+}
+
+store::~store() {
+  try {
+    close();
+  } catch (...) {  // Destructors never throw; close() failing leaves nothing to clean up.
+  }
+}
+
+std::shared_ptr<store> store::open(std::string_view uri, store_options options) {
+  return wrap(open_engine(uri), std::move(options));
+}
+
+std::shared_ptr<store> store::wrap(std::unique_ptr<eventsourced::engine> engine,
+                                   store_options options) {
+  return std::shared_ptr<store>(new store(std::move(engine), std::move(options)));
+}
+
+eventsourced::engine& store::engine() {
+  check_open();
+  return *engine_;
+}
+
+void store::close() {
+  if (closed_.exchange(true)) return;
+  if (options_.cache) options_.cache->clear();
+  engine_->close();
+}
+
+void store::check_open() const {
+  if (closed_.load()) throw store_closed_error();
+}
+
+void store::check_user_collection(std::string_view name) {
+  validate_collection_name(name);
+  if (name.starts_with(kReservedPrefix)) {
+    throw invalid_argument_error("collection name '" + std::string(name) + "' uses the prefix '" +
+                                 std::string(kReservedPrefix) +
+                                 "', which is reserved for the library");
+  }
+}
+
+std::string store::id_in(const json& body, std::string_view collection) const {
+  const auto it = body.find(options_.id_field);
+  if (it == body.end() || !it->is_string()) {
+    throw invalid_argument_error("a document for collection '" + std::string(collection) +
+                                 "' needs a string '" + options_.id_field + "' field");
+  }
+  std::string id = it->get<std::string>();
+  validate_id(id);
+  return id;
+}
+
+std::optional<stored_document> store::read(std::string_view collection, std::string_view id,
+                                           bool use_cache) {
+  check_open();
+  validate_id(id);
+  if (use_cache && options_.cache) {
+    if (auto hit = options_.cache->get(collection, id)) {
+      if (!hit->body) return std::nullopt;  // known deleted
+      return stored_document{std::string(id), hit->version, std::move(*hit->body)};
+    }
+  }
+  auto doc = engine_->get(collection, id);
+  if (doc) {
+    stamp(doc->body, id, doc->version);
+    if (options_.cache) options_.cache->put(collection, id, {doc->version, doc->body});
+  }
+  return doc;
+}
+
+void store::stamp(json& body, std::string_view id, std::int64_t version) const {
+  body[options_.id_field] = id;
+  body[options_.version_field] = version;
+}
+
+std::vector<store::committed_write> store::commit_writes(std::vector<pending_write> writes) {
+  check_open();
+  commit_request request;
+  request.version_field = options_.version_field;
+  request.writes.reserve(writes.size());
+  for (pending_write& w : writes) {
+    if (w.write.op == write_op::put) {
+      const std::size_t size = w.write.body.dump().size();
+      if (size > options_.max_document_bytes) {
+        throw invalid_argument_error("document '" + w.write.collection + "/" + w.write.id +
+                                     "' is " + std::to_string(size) + " bytes, the limit is " +
+                                     std::to_string(options_.max_document_bytes));
+      }
+    }
+    request.writes.push_back(std::move(w.write));
+  }
+  commit_result result;
+  try {
+    result = engine_->commit(request);
+  } catch (const conflict_error& e) {
+    if (options_.cache && e.target() == conflict_target::document) {
+      options_.cache->erase(e.collection(), e.id());
+    }
+    throw;
+  }
+  std::vector<committed_write> out;
+  out.reserve(writes.size());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    document_write& w = request.writes[i];
+    const std::int64_t version = result.versions[i];
+    json& before = writes[i].before;
+    switch (w.op) {
+      case write_op::put: {
+        w.body[options_.version_field] = version;  // as the engine stored it
+        if (options_.cache) options_.cache->put(w.collection, w.id, {version, w.body});
+        diff d = make_diff(before, w.body, version);
+        out.push_back({std::move(w.body), std::move(d)});
+        break;
+      }
+      case write_op::erase: {
+        if (options_.cache) options_.cache->put(w.collection, w.id, {version, std::nullopt});
+        diff d = make_diff(before, json(), version);
+        out.push_back({std::move(before), std::move(d)});
+        break;
+      }
+      case write_op::check: {
+        diff d = make_diff(before, before, version);
+        out.push_back({std::move(before), std::move(d)});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace eventsourced

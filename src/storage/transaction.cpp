@@ -1,0 +1,100 @@
+#include <eventsourced/storage/transaction.hpp>
+
+#include <eventsourced/storage/store.hpp>
+
+namespace eventsourced {
+
+transaction::touched& transaction::touch(std::string_view collection, std::string_view id) {
+  store::check_user_collection(collection);
+  auto key = std::make_pair(std::string(collection), std::string(id));
+  if (auto it = touched_.find(key); it != touched_.end()) return it->second;
+  // Always the engine, never the cache: the version read here is checked at commit.
+  auto doc = store_.read(collection, id, false);
+  touched t;
+  if (doc) {
+    t.read_version = doc->version;
+    t.before = std::move(doc->body);
+  }
+  return touched_.emplace(std::move(key), std::move(t)).first->second;
+}
+
+std::optional<json> transaction::find_one(std::string_view collection, std::string_view id) {
+  const touched& t = touch(collection, id);
+  const json& current = t.after ? *t.after : t.before;
+  if (current.is_null()) return std::nullopt;
+  return current;
+}
+
+void transaction::put(std::string_view collection, json body) {
+  const std::string id = store_.id_in(body, collection);
+  touched& t = touch(collection, id);
+  store_.stamp(body, id, t.read_version);
+  t.after = std::move(body);
+}
+
+json transaction::find_one_and_update(std::string_view collection, std::string_view id,
+                                      const std::function<edit_result<json>(json)>& edit) {
+  touched& t = touch(collection, id);
+  const json& current = t.after ? *t.after : t.before;
+  if (current.is_null()) throw not_found_error(std::string(collection), std::string(id));
+  edit_result<json> result = edit(current);
+  if (result.is_no_change()) return current;
+  if (result.is_delete()) {
+    t.after = json();
+    return json();
+  }
+  json& body = result.document();
+  if (!body.is_object()) {
+    throw invalid_argument_error("an edit of '" + std::string(collection) + "/" + std::string(id) +
+                                 "' returned " + body.type_name() + ", expected an object");
+  }
+  const auto given = body.find(store_.options().id_field);
+  if (given != body.end() && *given != id) {
+    throw invalid_argument_error("an edit of '" + std::string(collection) + "/" + std::string(id) +
+                                 "' changed its id; ids are immutable");
+  }
+  store_.stamp(body, id, t.read_version);
+  t.after = std::move(body);
+  return *t.after;
+}
+
+bool transaction::delete_one(std::string_view collection, std::string_view id) {
+  touched& t = touch(collection, id);
+  const json& current = t.after ? *t.after : t.before;
+  if (current.is_null()) return false;
+  t.after = json();
+  return true;
+}
+
+void store::run_transaction(const std::function<void(transaction&)>& fn,
+                            const write_options& options) {
+  const retry_options& retry = retry_for(options);
+  for (int attempt = 0;; ++attempt) {
+    check_open();
+    transaction tx(*this);
+    fn(tx);  // an exception leaves: nothing was written
+    std::vector<pending_write> writes;
+    for (auto& [key, t] : tx.touched_) {
+      pending_write w{{key.first, key.second, t.read_version, write_op::check, json()}, t.before};
+      if (t.after && *t.after != t.before) {
+        if (t.after->is_null()) {
+          w.write.op = write_op::erase;
+        } else {
+          w.write.op = write_op::put;
+          w.write.body = std::move(*t.after);
+        }
+      }
+      writes.push_back(std::move(w));
+    }
+    if (writes.empty()) return;
+    try {
+      commit_writes(std::move(writes));
+      return;
+    } catch (const conflict_error&) {
+      if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
+      detail::backoff_sleep(retry, attempt);
+    }
+  }
+}
+
+}  // namespace eventsourced
