@@ -1,0 +1,532 @@
+#include <eventsourced/engine/sqlite.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <eventsourced/error.hpp>
+
+#include "engine/sqlite_connection.hpp"
+#include "engine/sqlite_query.hpp"
+
+namespace eventsourced {
+namespace {
+
+using sqlite_detail::connection;
+using sqlite_detail::reader_pool;
+using sqlite_detail::statement;
+using sqlite_detail::write_transaction;
+
+// PRAGMA user_version of a database this code created. A later layout gets a new number and a
+// migration; a file with a number above this one was written by a newer library.
+constexpr std::int64_t kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS documents (
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  body TEXT,  -- NULL: a tombstone, keeping the version a re-created document continues from
+  PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: never reused, even after a purge
+  event_id TEXT NOT NULL UNIQUE,
+  stream_type TEXT NOT NULL,
+  stream_id TEXT NOT NULL,
+  stream_version INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  timestamp_us INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  UNIQUE (stream_type, stream_id, stream_version)
+);
+PRAGMA user_version = 1;
+)sql";
+
+constexpr const char* kEventColumns =
+    "SELECT position, event_id, stream_type, stream_id, stream_version, type, timestamp_us, data, "
+    "metadata FROM events ";
+
+std::string in_quotes(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+// `describe` names the column's owner for the error message; only called on failure, so reading
+// many rows builds no message strings.
+template <typename Describe>
+json parse_stored(std::string_view text, Describe&& describe) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw serialization_error("eventsourced: sqlite: " + describe() +
+                              " is not valid JSON: " + e.what());
+  }
+}
+
+std::string dump_for_storage(const json& value, const std::string& what) {
+  try {
+    return value.dump();
+  } catch (const json::exception& e) {
+    throw serialization_error("eventsourced: sqlite: " + what +
+                              " cannot be written as JSON: " + e.what());
+  }
+}
+
+std::int64_t clamp_to_int64(std::size_t n) {
+  constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, kMax));
+}
+
+// Reads one row of kEventColumns.
+recorded_event read_event(const statement& row) {
+  recorded_event e;
+  e.position = row.column_int64(0);
+  e.id = std::string(row.column_text(1));
+  e.stream.type = std::string(row.column_text(2));
+  e.stream.id = std::string(row.column_text(3));
+  e.stream_version = row.column_int64(4);
+  e.type = std::string(row.column_text(5));
+  e.timestamp = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::microseconds(row.column_int64(6))));
+  auto what = [&] {
+    return "event " + in_quotes(e.id) + " at position " + std::to_string(e.position);
+  };
+  e.data = parse_stored(row.column_text(7), [&] { return "the data of " + what(); });
+  e.metadata = parse_stored(row.column_text(8), [&] { return "the metadata of " + what(); });
+  return e;
+}
+
+void ensure_schema(connection& conn, const std::string& path) {
+  const std::string operation = "create the schema of " + in_quotes(path);
+  auto user_version = [&] {
+    statement s(conn, "PRAGMA user_version", operation);
+    s.step();
+    return s.column_int64(0);
+  };
+  auto check_supported = [&](std::int64_t version) {
+    if (version > kSchemaVersion) {
+      throw engine_error("eventsourced: sqlite: " + in_quotes(path) + " has schema version " +
+                         std::to_string(version) + "; this library reads up to version " +
+                         std::to_string(kSchemaVersion) + " (a newer eventsourced wrote it)");
+    }
+  };
+  const std::int64_t seen = user_version();
+  check_supported(seen);
+  if (seen == kSchemaVersion) return;
+  // Another process may be creating it at the same moment: look again under the write lock.
+  write_transaction tx(conn, operation);
+  const std::int64_t locked = user_version();
+  check_supported(locked);
+  if (locked == 0) conn.exec(kSchema, operation);
+  tx.commit();
+}
+
+class sqlite_engine final : public engine {
+ public:
+  explicit sqlite_engine(const sqlite_options& options)
+      : options_(options), writer_(std::make_unique<connection>(options, /*read_only=*/false)) {
+    ensure_schema(*writer_, options.path);
+    if (options.path != ":memory:") {
+      readers_ = std::make_unique<reader_pool>(options, options.max_readers);
+    }
+    last_position_ = max_position(*writer_);
+  }
+
+  ~sqlite_engine() override { close(); }
+
+  std::optional<stored_document> get(std::string_view collection, std::string_view id) override {
+    validate_collection_name(collection);
+    validate_id(id);
+    const auto alive = enter();
+    const std::string what = "collection " + in_quotes(collection) + " id " + in_quotes(id);
+    const std::string operation = "get from " + what;
+    return with_reader([&](connection& conn) -> std::optional<stored_document> {
+      statement s(conn,
+                  "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
+                  "body IS NOT NULL",
+                  operation);
+      s.bind(1, collection);
+      s.bind(2, id);
+      if (!s.step()) return std::nullopt;
+      return stored_document{std::string(id), s.column_int64(0),
+                             parse_stored(s.column_text(1), [&] { return "the body of " + what; })};
+    });
+  }
+
+  std::vector<stored_document> find(std::string_view collection, const query& q) override {
+    validate_collection_name(collection);
+    const sqlite_detail::sql_statement sql = sqlite_detail::translate_find(collection, q);
+    const auto alive = enter();
+    const std::string operation = "find in collection " + in_quotes(collection);
+    return with_reader([&](connection& conn) {
+      statement s(conn, sql.text, operation);
+      for (std::size_t i = 0; i < sql.params.size(); ++i) {
+        std::visit([&](const auto& value) { s.bind(static_cast<int>(i + 1), value); },
+                   sql.params[i]);
+      }
+      std::vector<stored_document> out;
+      while (s.step()) {
+        std::string id(s.column_text(0));
+        json body = parse_stored(s.column_text(2), [&] {
+          return "the body of collection " + in_quotes(collection) + " id " + in_quotes(id);
+        });
+        out.push_back({std::move(id), s.column_int64(1), std::move(body)});
+      }
+      return out;
+    });
+  }
+
+  commit_result commit(const commit_request& request) override {
+    validate_commit_request(request);
+    const auto alive = enter();
+    commit_result result;
+    result.versions.reserve(request.writes.size());
+    {
+      // Invariant 3 (one ordered log) rests on this lock and BEGIN IMMEDIATE: commits are
+      // serialised in-process by writer_mutex_ and across processes by SQLite's write lock,
+      // taken before anything is read. So AUTOINCREMENT hands out positions in commit order,
+      // and a reader's snapshot (WAL) always holds a prefix of the log: a reader that has
+      // seen position P can never later see a new event below P.
+      std::lock_guard lock(writer_mutex_);
+      write_transaction tx(*writer_, "commit");
+      for (const document_write& w : request.writes) {
+        result.versions.push_back(apply_write(w, request.version_field));
+      }
+      const auto now =
+          std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+      for (const stream_append& a : request.appends) append(a, now, result.events);
+      tx.commit();
+    }
+    if (!result.events.empty()) {
+      {
+        std::lock_guard lock(notify_mutex_);
+        last_position_ = std::max(last_position_, result.events.back().position);
+      }
+      committed_.notify_all();
+    }
+    return result;
+  }
+
+  std::vector<recorded_event> read_stream(const stream_ref& stream, std::int64_t from_version,
+                                          std::size_t max) override {
+    validate_collection_name(stream.type, "stream type");
+    validate_id(stream.id, "stream id");
+    const auto alive = enter();
+    const std::string operation =
+        "read stream " + in_quotes(stream.type) + " id " + in_quotes(stream.id);
+    return with_reader([&](connection& conn) {
+      statement s(conn,
+                  std::string(kEventColumns) +
+                      "WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version >= ?3 "
+                      "ORDER BY stream_version LIMIT ?4",
+                  operation);
+      s.bind(1, stream.type);
+      s.bind(2, stream.id);
+      s.bind(3, from_version);
+      s.bind(4, clamp_to_int64(max));
+      std::vector<recorded_event> out;
+      while (s.step()) out.push_back(read_event(s));
+      return out;
+    });
+  }
+
+  std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) override {
+    const auto alive = enter();
+    return with_reader([&](connection& conn) {
+      statement s(conn,
+                  std::string(kEventColumns) + "WHERE position > ?1 ORDER BY position LIMIT ?2",
+                  "read the event log");
+      s.bind(1, after_position);
+      s.bind(2, clamp_to_int64(max));
+      std::vector<recorded_event> out;
+      while (s.step()) out.push_back(read_event(s));
+      return out;
+    });
+  }
+
+  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds::zero());
+    while (true) {
+      // The database is the truth (it sees other processes' commits); the notification only
+      // shortens the wait for this object's own.
+      {
+        const auto alive = enter();
+        if (with_reader([&](connection& conn) { return max_position(conn); }) > position) {
+          return true;
+        }
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return false;
+      std::unique_lock lock(notify_mutex_);
+      committed_.wait_until(lock, std::min(deadline, now + options_.poll_interval),
+                            [&] { return closing_ || last_position_ > position; });
+      if (closing_) throw store_closed_error("eventsourced: sqlite engine is closed");
+      if (last_position_ > position) return true;
+    }
+  }
+
+  void close() override {
+    {
+      std::lock_guard lock(notify_mutex_);
+      closing_ = true;
+    }
+    committed_.notify_all();
+    // Waits for calls in progress; later ones see closing_ and throw.
+    std::unique_lock lock(lifetime_mutex_);
+    if (readers_) readers_->close();
+    std::lock_guard writer_lock(writer_mutex_);
+    writer_.reset();
+  }
+
+ private:
+  // Holds lifetime_mutex_ shared for one call, so close() cannot free a connection in use.
+  // Checking closing_ before locking too keeps a stream of new calls from starving close().
+  std::shared_lock<std::shared_mutex> enter() {
+    if (closing_) throw store_closed_error("eventsourced: sqlite engine is closed");
+    std::shared_lock lock(lifetime_mutex_);
+    if (closing_) throw store_closed_error("eventsourced: sqlite engine is closed");
+    return lock;
+  }
+
+  // Runs use(connection) on a reader connection, or for ":memory:" (one connection holds the
+  // whole database) on the writer under its mutex.
+  template <typename F>
+  std::invoke_result_t<F, connection&> with_reader(F&& use) {
+    if (!readers_) {
+      std::lock_guard lock(writer_mutex_);
+      return use(*writer_);
+    }
+    const auto lease = readers_->acquire();
+    return use(*lease);
+  }
+
+  static std::int64_t max_position(connection& conn) {
+    statement s(conn, "SELECT coalesce(max(position), 0) FROM events", "read the log position");
+    s.step();
+    return s.column_int64(0);
+  }
+
+  // Checks and applies one write inside the commit transaction; returns its resulting version.
+  std::int64_t apply_write(const document_write& w, const std::string& version_field) {
+    const std::string what = "collection " + in_quotes(w.collection) + " id " + in_quotes(w.id);
+    const std::string operation = "commit a write to " + what;
+    std::int64_t stored = 0;  // the row's version, tombstone or not: versions never repeat
+    std::int64_t live = 0;    // the live document's version, 0 when absent or deleted
+    {
+      statement s(*writer_,
+                  "SELECT version, body IS NULL FROM documents WHERE collection = ?1 AND id = ?2",
+                  operation);
+      s.bind(1, w.collection);
+      s.bind(2, w.id);
+      if (s.step()) {
+        stored = s.column_int64(0);
+        live = s.column_int64(1) != 0 ? 0 : stored;
+      }
+    }
+    if (live != w.expected_version) {
+      throw conflict_error(conflict_target::document, w.collection, w.id, w.expected_version, live);
+    }
+    if (w.op == write_op::check) return w.expected_version;
+    const std::int64_t version = stored + 1;
+    statement upsert(
+        *writer_,
+        "INSERT INTO documents (collection, id, version, body) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, "
+        "body = excluded.body",
+        operation);
+    upsert.bind(1, w.collection);
+    upsert.bind(2, w.id);
+    upsert.bind(3, version);
+    if (w.op == write_op::put) {
+      if (version_field.empty()) {
+        upsert.bind(4, dump_for_storage(w.body, "the body of " + what));
+      } else {
+        json body = w.body;
+        body[version_field] = version;
+        upsert.bind(4, dump_for_storage(body, "the body of " + what));
+      }
+    }  // erase: ?4 stays NULL, the tombstone
+    upsert.step();
+    return version;
+  }
+
+  // Checks one append's expected version and records its events inside the commit transaction.
+  void append(const stream_append& a, std::chrono::sys_time<std::chrono::microseconds> now,
+              std::vector<recorded_event>& recorded) {
+    const std::string what = "stream " + in_quotes(a.stream.type) + " id " + in_quotes(a.stream.id);
+    const std::string operation = "commit an append to " + what;
+    std::int64_t current = 0;
+    {
+      // Served by the (stream_type, stream_id, stream_version) unique index.
+      statement s(*writer_,
+                  "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_type = ?1 AND "
+                  "stream_id = ?2",
+                  operation);
+      s.bind(1, a.stream.type);
+      s.bind(2, a.stream.id);
+      s.step();
+      current = s.column_int64(0);
+    }
+    if (a.expected_version && *a.expected_version != current) {
+      throw conflict_error(conflict_target::stream, a.stream.type, a.stream.id, *a.expected_version,
+                           current);
+    }
+    for (const new_event& e : a.events) {
+      statement insert(
+          *writer_,
+          "INSERT INTO events (event_id, stream_type, stream_id, stream_version, "
+          "type, timestamp_us, data, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+          operation);
+      const std::string event_what = "event " + in_quotes(e.id) + " of " + what;
+      insert.bind(1, e.id);
+      insert.bind(2, a.stream.type);
+      insert.bind(3, a.stream.id);
+      insert.bind(4, ++current);
+      insert.bind(5, e.type);
+      insert.bind(6, static_cast<std::int64_t>(now.time_since_epoch().count()));
+      insert.bind(7, dump_for_storage(e.data, "the data of " + event_what));
+      insert.bind(8, dump_for_storage(e.metadata, "the metadata of " + event_what));
+      const int rc = insert.step_code();
+      if (rc == SQLITE_CONSTRAINT_UNIQUE &&
+          std::string_view(sqlite3_errmsg(writer_->handle())).find("events.event_id") !=
+              std::string_view::npos) {
+        throw invalid_argument_error("event id " + in_quotes(e.id) + " is already in the log");
+      }
+      if (rc != SQLITE_DONE) insert.fail(rc);
+      recorded.push_back(recorded_event{e.id, e.type, a.stream, current,
+                                        sqlite3_last_insert_rowid(writer_->handle()), now, e.data,
+                                        e.metadata});
+    }
+  }
+
+  const sqlite_options options_;
+  std::shared_mutex lifetime_mutex_;  // shared by every call, exclusive by close()
+  std::atomic<bool> closing_{false};  // set under notify_mutex_, read anywhere
+
+  std::mutex writer_mutex_;
+  std::unique_ptr<connection> writer_;    // GUARDED_BY(writer_mutex_)
+  std::unique_ptr<reader_pool> readers_;  // null for ":memory:"; set once, internally locked
+
+  std::mutex notify_mutex_;
+  std::condition_variable committed_;  // notified after each commit with events, and on close
+  std::int64_t last_position_ = 0;     // GUARDED_BY(notify_mutex_): highest committed here
+};
+
+// ---------------------------------------------------------------------------------------------
+// URI parsing.
+
+[[noreturn]] void invalid_uri(std::string_view uri, const std::string& why) {
+  throw invalid_argument_error("invalid sqlite URI '" + std::string(uri) + "': " + why);
+}
+
+std::int64_t parse_integer(std::string_view uri, std::string_view name, std::string_view text,
+                           std::int64_t min) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || value < min) {
+    invalid_uri(uri, "parameter '" + std::string(name) + "' must be an integer >= " +
+                         std::to_string(min) + ", got '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+}  // namespace
+
+sqlite_options parse_sqlite_uri(std::string_view uri) {
+  constexpr std::string_view kScheme = "sqlite:";
+  if (!uri.starts_with(kScheme)) invalid_uri(uri, "it must start with \"sqlite:\"");
+  std::string_view rest = uri.substr(kScheme.size());
+  std::string_view parameters;
+  if (const auto question = rest.find('?'); question != std::string_view::npos) {
+    parameters = rest.substr(question + 1);
+    rest = rest.substr(0, question);
+  }
+  sqlite_options options;
+  if (rest.starts_with("///")) {
+    options.path = std::string(rest.substr(2));  // keep the path's own leading '/'
+  } else if (rest.starts_with("//")) {
+    invalid_uri(uri,
+                "\"sqlite://\" would name a host; write sqlite:relative/path.db or "
+                "sqlite:///absolute/path.db");
+  } else {
+    options.path = std::string(rest);
+  }
+  if (options.path.empty() || options.path == "/") {
+    invalid_uri(uri, "the database path is empty (use sqlite:app.db or sqlite::memory:)");
+  }
+
+  std::set<std::string, std::less<>> seen;
+  while (!parameters.empty()) {
+    const auto amp = parameters.find('&');
+    const std::string_view item = parameters.substr(0, amp);
+    parameters = amp == std::string_view::npos ? std::string_view() : parameters.substr(amp + 1);
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      invalid_uri(uri, "parameter '" + std::string(item) + "' has no value (write name=value)");
+    }
+    const std::string_view name = item.substr(0, eq);
+    const std::string_view value = item.substr(eq + 1);
+    if (!seen.emplace(name).second) {
+      invalid_uri(uri, "parameter '" + std::string(name) + "' is given twice");
+    }
+    if (name == "synchronous") {
+      if (iequals(value, "off")) {
+        options.synchronous = sqlite_synchronous::off;
+      } else if (iequals(value, "normal")) {
+        options.synchronous = sqlite_synchronous::normal;
+      } else if (iequals(value, "full")) {
+        options.synchronous = sqlite_synchronous::full;
+      } else {
+        invalid_uri(uri, "parameter 'synchronous' must be off, normal or full, got '" +
+                             std::string(value) + "'");
+      }
+    } else if (name == "busy_timeout_ms") {
+      options.busy_timeout = std::chrono::milliseconds(parse_integer(uri, name, value, 0));
+    } else if (name == "max_readers") {
+      options.max_readers = static_cast<std::size_t>(parse_integer(uri, name, value, 1));
+    } else if (name == "poll_interval_ms") {
+      options.poll_interval = std::chrono::milliseconds(parse_integer(uri, name, value, 1));
+    } else {
+      invalid_uri(uri,
+                  "unknown parameter '" + std::string(name) +
+                      "' (known: synchronous, busy_timeout_ms, max_readers, poll_interval_ms)");
+    }
+  }
+  return options;
+}
+
+std::unique_ptr<engine> make_sqlite_engine(const sqlite_options& options) {
+  if (options.path.empty()) {
+    throw invalid_argument_error("sqlite_options.path is empty (use \":memory:\" for no file)");
+  }
+  if (options.max_readers == 0) throw invalid_argument_error("sqlite_options.max_readers is 0");
+  if (options.busy_timeout.count() < 0) {
+    throw invalid_argument_error("sqlite_options.busy_timeout is negative");
+  }
+  if (options.poll_interval.count() <= 0) {
+    throw invalid_argument_error("sqlite_options.poll_interval must be positive");
+  }
+  return std::make_unique<sqlite_engine>(options);
+}
+
+}  // namespace eventsourced
