@@ -30,10 +30,22 @@ int three_way(const T& a, const T& b) {
   return a < b ? -1 : (b < a ? 1 : 0);
 }
 
+// Numbers compare by value: integers exactly (also unsigned ones above INT64_MAX, which
+// nlohmann's own operators wrap), anything involving a double as doubles.
+int compare_numbers(const json& a, const json& b) {
+  if (a.is_number_float() || b.is_number_float())
+    return three_way(a.get<double>(), b.get<double>());
+  const bool a_neg = a.is_number_integer() && !a.is_number_unsigned() && a.get<std::int64_t>() < 0;
+  const bool b_neg = b.is_number_integer() && !b.is_number_unsigned() && b.get<std::int64_t>() < 0;
+  if (a_neg != b_neg) return a_neg ? -1 : 1;
+  if (a_neg) return three_way(a.get<std::int64_t>(), b.get<std::int64_t>());
+  return three_way(a.get<std::uint64_t>(), b.get<std::uint64_t>());
+}
+
 bool values_equal(const json* field, const json& operand) {
   if (operand.is_null()) return field == nullptr || field->is_null();
   if (field == nullptr) return false;
-  if (operand.is_number()) return field->is_number() && *field == operand;
+  if (operand.is_number()) return field->is_number() && compare_numbers(*field, operand) == 0;
   if (operand.is_string()) return field->is_string() && *field == operand;
   if (operand.is_boolean()) return field->is_boolean() && *field == operand;
   // Objects and arrays: canonical text, as stored (nlohmann dumps keys sorted).
@@ -45,7 +57,7 @@ bool range_matches(filter_op op, const json* field, const json& operand) {
   int c = 0;
   if (operand.is_number()) {
     if (!field->is_number()) return false;
-    c = three_way(*field, operand);
+    c = compare_numbers(*field, operand);
   } else {
     if (!field->is_string()) return false;
     c = field->get_ref<const std::string&>().compare(operand.get_ref<const std::string&>());
@@ -254,7 +266,7 @@ int compare_for_sort(const json* a, const json* b) {
     case 0:
       return 0;
     case 1:
-      return three_way(*a, *b);
+      return compare_numbers(*a, *b);
     case 2: {
       const int c = a->get_ref<const std::string&>().compare(b->get_ref<const std::string&>());
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
