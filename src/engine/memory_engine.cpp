@@ -9,6 +9,8 @@
 
 #include <eventsourced/error.hpp>
 
+#include "engine/body_size.hpp"
+
 namespace eventsourced {
 namespace {
 
@@ -68,6 +70,9 @@ class memory_engine final : public engine {
         if (live != w.expected_version) {
           throw conflict_error(conflict_target::document, w.collection, w.id, w.expected_version,
                                live);
+        }
+        if (w.op == write_op::put && request.max_body_bytes != 0) {
+          engine_detail::check_body_size(w, w.body.dump().size(), request.max_body_bytes);
         }
       }
       for (const stream_append& a : request.appends) {

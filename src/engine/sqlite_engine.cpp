@@ -15,6 +15,7 @@
 
 #include <eventsourced/error.hpp>
 
+#include "engine/body_size.hpp"
 #include "engine/sqlite_connection.hpp"
 #include "engine/sqlite_query.hpp"
 
@@ -149,19 +150,19 @@ class sqlite_engine final : public engine {
     validate_collection_name(collection);
     validate_id(id);
     const auto alive = enter();
-    const std::string what = "collection " + in_quotes(collection) + " id " + in_quotes(id);
-    const std::string operation = "get from " + what;
-    return with_reader([&](connection& conn) -> std::optional<stored_document> {
-      statement s(conn,
-                  "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
-                  "body IS NOT NULL",
-                  operation);
-      s.bind(1, collection);
-      s.bind(2, id);
-      if (!s.step()) return std::nullopt;
-      return stored_document{std::string(id), s.column_int64(0),
-                             parse_stored(s.column_text(1), [&] { return "the body of " + what; })};
-    });
+    return with_reader([&](connection& conn) { return get_on(conn, collection, id); });
+  }
+
+  // A reader's WAL snapshot may predate a commit in progress; the writer connection, taken
+  // under writer_mutex_, reads after it. Used for retries, so a writer that lost a race does not
+  // keep re-reading the state it lost on while the winner commits again.
+  std::optional<stored_document> get_for_update(std::string_view collection,
+                                                std::string_view id) override {
+    validate_collection_name(collection);
+    validate_id(id);
+    const auto alive = enter();
+    std::lock_guard lock(writer_mutex_);
+    return get_on(*writer_, collection, id);
   }
 
   std::vector<stored_document> find(std::string_view collection, const query& q) override {
@@ -201,7 +202,7 @@ class sqlite_engine final : public engine {
       std::lock_guard lock(writer_mutex_);
       write_transaction tx(*writer_, "commit");
       for (const document_write& w : request.writes) {
-        result.versions.push_back(apply_write(w, request.version_field));
+        result.versions.push_back(apply_write(w, request.version_field, request.max_body_bytes));
       }
       const auto now =
           std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
@@ -312,6 +313,21 @@ class sqlite_engine final : public engine {
     return use(*lease);
   }
 
+  static std::optional<stored_document> get_on(connection& conn, std::string_view collection,
+                                               std::string_view id) {
+    const std::string what = "collection " + in_quotes(collection) + " id " + in_quotes(id);
+    const std::string operation = "get from " + what;
+    statement s(conn,
+                "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
+                "body IS NOT NULL",
+                operation);
+    s.bind(1, collection);
+    s.bind(2, id);
+    if (!s.step()) return std::nullopt;
+    return stored_document{std::string(id), s.column_int64(0),
+                           parse_stored(s.column_text(1), [&] { return "the body of " + what; })};
+  }
+
   static std::int64_t max_position(connection& conn) {
     statement s(conn, "SELECT coalesce(max(position), 0) FROM events", "read the log position");
     s.step();
@@ -319,7 +335,8 @@ class sqlite_engine final : public engine {
   }
 
   // Checks and applies one write inside the commit transaction; returns its resulting version.
-  std::int64_t apply_write(const document_write& w, const std::string& version_field) {
+  std::int64_t apply_write(const document_write& w, const std::string& version_field,
+                           std::size_t max_body_bytes) {
     const std::string what = "collection " + in_quotes(w.collection) + " id " + in_quotes(w.id);
     const std::string operation = "commit a write to " + what;
     std::int64_t stored = 0;  // the row's version, tombstone or not: versions never repeat
@@ -350,13 +367,17 @@ class sqlite_engine final : public engine {
     upsert.bind(2, w.id);
     upsert.bind(3, version);
     if (w.op == write_op::put) {
-      if (version_field.empty()) {
-        upsert.bind(4, dump_for_storage(w.body, "the body of " + what));
+      std::string text;
+      const auto stamped = version_field.empty() ? w.body.end() : w.body.find(version_field);
+      if (version_field.empty() || (stamped != w.body.end() && *stamped == version)) {
+        text = dump_for_storage(w.body, "the body of " + what);  // no copy on the common path
       } else {
         json body = w.body;
         body[version_field] = version;
-        upsert.bind(4, dump_for_storage(body, "the body of " + what));
+        text = dump_for_storage(body, "the body of " + what);
       }
+      engine_detail::check_body_size(w, text.size(), max_body_bytes);
+      upsert.bind(4, text);
     }  // erase: ?4 stays NULL, the tombstone
     upsert.step();
     return version;

@@ -31,7 +31,7 @@ std::string document_collection::id_of(const json& body) const {
 }
 
 std::optional<json> document_collection::find_one(std::string_view id) const {
-  auto doc = store_->read(name_, id, true);
+  auto doc = store_->read(name_, id, store::read_source::cache);
   if (!doc) return std::nullopt;
   return std::move(doc->body);
 }
@@ -58,13 +58,13 @@ update_result<json> document_collection::find_one_and_upsert(json body, const wr
   // and return what is there now. Bounded in case creations and deletions keep racing.
   constexpr int kAttempts = 3;
   for (int attempt = 0;; ++attempt) {
-    if (auto existing = store_->read(name_, id, attempt == 0))
-      return unchanged(std::move(*existing));
+    const auto source =
+        attempt == 0 ? store::read_source::cache : store::read_source::engine_latest;
+    if (auto existing = store_->read(name_, id, source)) return unchanged(std::move(*existing));
     store_->stamp(body, id, 0);
-    store::pending_write w{{name_, id, 0, write_op::put, body}, json()};
     try {
-      auto done = store_->commit_writes({std::move(w)});
-      return {std::move(done[0].document), std::move(done[0].diff)};
+      auto done = store_->commit_write({{name_, id, 0, write_op::put, body}, json()});
+      return {std::move(done.document), std::move(done.diff)};
     } catch (const conflict_error&) {
       if (attempt + 1 >= kAttempts) throw;
     }
@@ -77,8 +77,9 @@ std::optional<update_result<json>> document_collection::update(std::string_view 
                                                                when_missing missing) {
   const retry_options& retry = store_->retry_for(options);
   for (int attempt = 0;; ++attempt) {
-    // The first attempt may trust the cache; after a conflict, only the engine.
-    auto current = store_->read(name_, id, attempt == 0);
+    // The first attempt may trust the cache; after a conflict, only the engine's latest state.
+    auto current = store_->read(
+        name_, id, attempt == 0 ? store::read_source::cache : store::read_source::engine_latest);
     if (!current) {
       if (missing == when_missing::throw_not_found) throw not_found_error(name_, std::string(id));
       return std::nullopt;
@@ -86,15 +87,15 @@ std::optional<update_result<json>> document_collection::update(std::string_view 
     edit_result<json> result = edit(current->body);
     if (result.is_no_change()) return unchanged(std::move(*current));
     store::pending_write w{{name_, std::string(id), current->version, write_op::erase, json()},
-                           current->body};
+                           json()};
     if (!result.is_delete()) {
       json& body = result.document();
       if (!body.is_object()) {
         throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
                                      "' returned " + body.type_name() + ", expected an object");
       }
-      const std::string new_id = id_of(body);
-      if (body.contains(store_->options().id_field) && new_id != id) {
+      const auto given = body.find(store_->options().id_field);
+      if (given != body.end() && *given != id) {
         throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
                                      "' changed its id; ids are immutable");
       }
@@ -103,9 +104,10 @@ std::optional<update_result<json>> document_collection::update(std::string_view 
       w.write.op = write_op::put;
       w.write.body = std::move(body);
     }
+    w.before = std::move(current->body);
     try {
-      auto done = store_->commit_writes({std::move(w)});
-      return update_result<json>{std::move(done[0].document), std::move(done[0].diff)};
+      auto done = store_->commit_write(std::move(w));
+      return update_result<json>{std::move(done.document), std::move(done.diff)};
     } catch (const conflict_error&) {
       if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
       detail::backoff_sleep(retry, attempt);
@@ -124,7 +126,7 @@ update_result<json> document_collection::update_one(std::string_view id, const j
   const store_options& so = store_->options();
   return find_one_and_update(
       id,
-      [&](json body) -> edit_result<json> {
+      [&](const json& body) -> edit_result<json> {
         json updated = apply_update(body, update_spec);
         for (const std::string* field : {&so.id_field, &so.version_field}) {
           if (updated.value(*field, json()) != body.value(*field, json())) {
@@ -147,7 +149,7 @@ update_result<json> document_collection::update_section(std::string_view id, std
                                  "' field");
   }
   const retry_options& retry = store_->retry_for(options);
-  auto current = store_->read(name_, id, true);
+  auto current = store_->read(name_, id, store::read_source::cache);
   for (int attempt = 0;; ++attempt) {
     if (!current) throw not_found_error(name_, std::string(id));
     const json* found = section.resolve(current->body);
@@ -161,10 +163,10 @@ update_result<json> document_collection::update_section(std::string_view id, std
                               apply_update(current->body, {{"$set", {{section.str(), after}}}})},
                              current->body};
       try {
-        auto done = store_->commit_writes({std::move(w)});
-        return {std::move(done[0].document), std::move(done[0].diff)};
+        auto done = store_->commit_write(std::move(w));
+        return {std::move(done.document), std::move(done.diff)};
       } catch (const conflict_error&) {
-        current = store_->read(name_, id, false);
+        current = store_->read(name_, id, store::read_source::engine_latest);
         if (!current) throw not_found_error(name_, std::string(id));
         const json* now = section.resolve(current->body);
         const bool section_unchanged = now == nullptr ? !existed : (existed && *now == before);

@@ -69,16 +69,16 @@ std::string store::id_in(const json& body, std::string_view collection) const {
 }
 
 std::optional<stored_document> store::read(std::string_view collection, std::string_view id,
-                                           bool use_cache) {
+                                           read_source source) {
   check_open();
-  validate_id(id);
-  if (use_cache && options_.cache) {
+  if (source == read_source::cache && options_.cache) {
     if (auto hit = options_.cache->get(collection, id)) {
       if (!hit->body) return std::nullopt;  // known deleted
       return stored_document{std::string(id), hit->version, std::move(*hit->body)};
     }
   }
-  auto doc = engine_->get(collection, id);
+  auto doc = source == read_source::engine_latest ? engine_->get_for_update(collection, id)
+                                                  : engine_->get(collection, id);
   if (doc) {
     stamp(doc->body, id, doc->version);
     if (options_.cache) options_.cache->put(collection, id, {doc->version, doc->body});
@@ -95,16 +95,13 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
   check_open();
   commit_request request;
   request.version_field = options_.version_field;
+  request.max_body_bytes = options_.max_document_bytes;
   request.writes.reserve(writes.size());
   for (pending_write& w : writes) {
-    if (w.write.op == write_op::put) {
-      const std::size_t size = w.write.body.dump().size();
-      if (size > options_.max_document_bytes) {
-        throw invalid_argument_error("document '" + w.write.collection + "/" + w.write.id +
-                                     "' is " + std::to_string(size) + " bytes, the limit is " +
-                                     std::to_string(options_.max_document_bytes));
-      }
-    }
+    // The version the engine will give unless the document is re-created after a tombstone (then
+    // the engine corrects it): stamping it here spares the engine a copy of the body.
+    if (w.write.op == write_op::put)
+      w.write.body[options_.version_field] = w.write.expected_version + 1;
     request.writes.push_back(std::move(w.write));
   }
   commit_result result;
@@ -144,6 +141,12 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
     }
   }
   return out;
+}
+
+store::committed_write store::commit_write(pending_write write) {
+  std::vector<pending_write> writes;
+  writes.push_back(std::move(write));  // a braced list would deep-copy both bodies
+  return std::move(commit_writes(std::move(writes)).front());
 }
 
 }  // namespace eventsourced

@@ -9,7 +9,7 @@ transaction::touched& transaction::touch(std::string_view collection, std::strin
   auto key = std::make_pair(std::string(collection), std::string(id));
   if (auto it = touched_.find(key); it != touched_.end()) return it->second;
   // Always the engine, never the cache: the version read here is checked at commit.
-  auto doc = store_.read(collection, id, false);
+  auto doc = store_.read(collection, id, store::read_source::engine);
   touched t;
   if (doc) {
     t.read_version = doc->version;
@@ -33,7 +33,7 @@ void transaction::put(std::string_view collection, json body) {
 }
 
 json transaction::find_one_and_update(std::string_view collection, std::string_view id,
-                                      const std::function<edit_result<json>(json)>& edit) {
+                                      const std::function<edit_result<json>(const json&)>& edit) {
   touched& t = touch(collection, id);
   const json& current = t.after ? *t.after : t.before;
   if (current.is_null()) throw not_found_error(std::string(collection), std::string(id));

@@ -119,6 +119,10 @@ struct commit_request {
   // gets, so a body always carries its own version (the caller cannot know it beforehand when a
   // document is re-created after a tombstone).
   std::string version_field{};
+  // When non-zero, a put whose serialized body is longer than this many bytes fails the commit
+  // with invalid_argument_error (the engine measures what it stores, so the body is serialized
+  // once).
+  std::size_t max_body_bytes = 0;
 };
 
 struct commit_result {
@@ -135,6 +139,14 @@ class engine {
 
   // The live document, or nullopt when it does not exist (never written, or deleted).
   virtual std::optional<stored_document> get(std::string_view collection, std::string_view id) = 0;
+
+  // Like get(), but first waits for commits this engine object has in progress, so a
+  // read-modify-write retried after a conflict sees the write it lost to instead of reading the
+  // same stale snapshot again. The default is get(), right for engines whose reads never lag.
+  virtual std::optional<stored_document> get_for_update(std::string_view collection,
+                                                        std::string_view id) {
+    return get(collection, id);
+  }
 
   // Live documents of a collection matching q, in q's order.
   virtual std::vector<stored_document> find(std::string_view collection, const query& q) = 0;

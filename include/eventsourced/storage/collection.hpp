@@ -79,7 +79,8 @@ class collection {
   update_result<T> find_one_and_update(std::string_view id, F edit,
                                        const write_options& options = {}) {
     return typed(docs_.find_one_and_update(
-        id, [&](json body) { return detail::run_typed_edit<T>(edit, body, name(), id); }, options));
+        id, [&](const json& body) { return detail::run_typed_edit<T>(edit, body, name(), id); },
+        options));
   }
 
   update_result<T> update_one(std::string_view id, const json& update,

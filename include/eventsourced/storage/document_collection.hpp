@@ -51,7 +51,7 @@ struct update_result {
 
 class document_collection {
  public:
-  using edit_function = std::function<edit_result<json>(json)>;
+  using edit_function = std::function<edit_result<json>(const json&)>;
 
   // Throws invalid_argument_error for an invalid name, or one with the reserved prefix.
   document_collection(std::shared_ptr<store> owner, std::string_view name);

@@ -102,9 +102,13 @@ class store : public std::enable_shared_from_this<store> {
   static void check_user_collection(std::string_view name);
   // The id in a body's id field; throws invalid_argument_error when it has none.
   std::string id_in(const json& body, std::string_view collection) const;
-  // Reads through the cache when allowed; the engine otherwise (refreshing the cache).
+  // Where a read may come from: the cache if it has the document (first attempts), the
+  // engine (transactions: their read versions are checked at commit), or the engine after its
+  // commits in progress (retries after a conflict; engine::get_for_update).
+  enum class read_source { cache, engine, engine_latest };
+  // Reads from `source`, refreshing the cache from engine reads.
   std::optional<stored_document> read(std::string_view collection, std::string_view id,
-                                      bool use_cache);
+                                      read_source source);
   // Sets the id and version fields of a body about to be written at `version`.
   void stamp(json& body, std::string_view id, std::int64_t version) const;
   // What commit_writes reports per write: the document after it (before it, for a delete) and
@@ -116,6 +120,7 @@ class store : public std::enable_shared_from_this<store> {
   // Commits writes in one engine commit (size checks first), refreshes the cache, and reports
   // each write. On conflict, drops the conflicting document from the cache and rethrows.
   std::vector<committed_write> commit_writes(std::vector<pending_write> writes);
+  committed_write commit_write(pending_write write);
   void run_transaction(const std::function<void(transaction&)>& fn, const write_options& options);
   const retry_options& retry_for(const write_options& options) const {
     return options.retry ? *options.retry : options_.retry;

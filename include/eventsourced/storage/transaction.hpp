@@ -59,7 +59,7 @@ class transaction {
   void put(std::string_view collection, json body);
   // Throws not_found_error when the document does not exist. Returns the new body.
   json find_one_and_update(std::string_view collection, std::string_view id,
-                           const std::function<edit_result<json>(json)>& edit);
+                           const std::function<edit_result<json>(const json&)>& edit);
   // Returns false when the document did not exist.
   bool delete_one(std::string_view collection, std::string_view id);
 
@@ -94,7 +94,7 @@ class transaction_collection {
   // edit: T(T) or edit_result<T>(T); returns the document as the transaction now sees it.
   template <typename F>
   std::optional<T> find_one_and_update(std::string_view id, F edit) {
-    json body = tx_.find_one_and_update(name_, id, [&](json current) -> edit_result<json> {
+    json body = tx_.find_one_and_update(name_, id, [&](const json& current) -> edit_result<json> {
       edit_result<T> r = edit(detail::from_body<T>(current, name_, id));
       if (r.is_no_change()) return no_change;
       if (r.is_delete()) return delete_document;
