@@ -387,5 +387,34 @@ TEST_P(engine_conformance, reserved_prefix_names_are_accepted_by_engines) {
   EXPECT_EQ(events[0].stream, stream);
 }
 
+TEST_P(engine_conformance, get_for_update_sees_what_get_sees) {
+  EXPECT_FALSE(db().get_for_update("users", "u1").has_value());
+  ASSERT_EQ(commit_write(db(), put_write("users", "u1", 0, {{"level", 1}})), 1);
+  ASSERT_EQ(commit_write(db(), put_write("users", "u1", 1, {{"level", 2}})), 2);
+  const auto doc = db().get_for_update("users", "u1");
+  ASSERT_TRUE(doc.has_value());
+  EXPECT_EQ(doc->version, 2);
+  EXPECT_EQ(doc->body, (json{{"level", 2}}));
+  ASSERT_EQ(commit_write(db(), erase_write("users", "u1", 2)), 3);
+  EXPECT_FALSE(db().get_for_update("users", "u1").has_value());
+  EXPECT_THROW(db().get_for_update("bad name", "u1"), invalid_argument_error);
+}
+
+TEST_P(engine_conformance, body_over_max_body_bytes_fails_the_whole_commit) {
+  ASSERT_EQ(commit_write(db(), put_write("users", "small", 0, {{"n", 1}})), 1);
+  commit_request request =
+      request_of({put_write("users", "small", 1, {{"n", 2}}),
+                  put_write("users", "big", 0, {{"blob", std::string(200, 'x')}})},
+                 {append_to({"user", "small"}, std::nullopt, {make_event("Changed")})});
+  request.max_body_bytes = 100;
+  EXPECT_THROW(db().commit(request), invalid_argument_error);
+  EXPECT_EQ(db().get("users", "small")->version, 1);
+  EXPECT_FALSE(db().get("users", "big").has_value());
+  EXPECT_TRUE(read_everything(db()).empty());
+
+  request.max_body_bytes = 1000;  // the same request fits under a larger limit
+  EXPECT_EQ(db().commit(request).versions, versions({2, 1}));
+}
+
 }  // namespace
 }  // namespace eventsourced::conformance
