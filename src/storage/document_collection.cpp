@@ -46,7 +46,7 @@ std::vector<json> document_collection::find_many(const json& filter_spec,
   q.skip = options.skip;
   std::vector<json> out;
   for (stored_document& doc : store_->engine_->find(name_, q)) {
-    store_->stamp(doc.body, doc.id, doc.version);
+    store_->accept_stored(doc, name_);
     out.push_back(std::move(doc.body));
   }
   return out;
@@ -58,8 +58,9 @@ update_result<json> document_collection::find_one_and_upsert(json body, const wr
   // and return what is there now. Bounded in case creations and deletions keep racing.
   constexpr int kAttempts = 3;
   for (int attempt = 0;; ++attempt) {
+    // Never the cache: a stale entry would make this return a document that no longer exists.
     const auto source =
-        attempt == 0 ? store::read_source::cache : store::read_source::engine_latest;
+        attempt == 0 ? store::read_source::engine : store::read_source::engine_latest;
     if (auto existing = store_->read(name_, id, source)) return unchanged(std::move(*existing));
     store_->stamp(body, id, 0);
     try {

@@ -7,10 +7,16 @@ namespace eventsourced {
 store::store(std::unique_ptr<eventsourced::engine> engine, store_options options)
     : engine_(std::move(engine)), options_(std::move(options)) {
   if (!engine_) throw invalid_argument_error("store needs an engine, got nullptr");
-  if (options_.id_field.empty() || options_.version_field.empty() ||
-      options_.id_field == options_.version_field) {
-    throw invalid_argument_error(
-        "store_options: id_field and version_field must be non-empty and differ");
+  for (const std::string* field : {&options_.id_field, &options_.version_field}) {
+    // Both become members of every body and the engine's commit_request::version_field.
+    if (field->empty() || field_path::parse(*field).segments().size() != 1) {
+      throw invalid_argument_error("store_options: '" + *field +
+                                   "' cannot be an id or version field: it must be one top-level "
+                                   "member name, without '.', quotes or a leading '$'");
+    }
+  }
+  if (options_.id_field == options_.version_field) {
+    throw invalid_argument_error("store_options: id_field and version_field must differ");
   }
   if (options_.retry.max_attempts < 1) {
     throw invalid_argument_error("retry_options::max_attempts must be at least 1");
@@ -72,18 +78,28 @@ std::optional<stored_document> store::read(std::string_view collection, std::str
                                            read_source source) {
   check_open();
   if (source == read_source::cache && options_.cache) {
-    if (auto hit = options_.cache->get(collection, id)) {
-      if (!hit->body) return std::nullopt;  // known deleted
+    // Only a cached document is trusted. Absence (a cached tombstone) is always confirmed by the
+    // engine, so a stale cache never makes a delete or upsert decide that nothing is there.
+    if (auto hit = options_.cache->get(collection, id); hit && hit->body) {
       return stored_document{std::string(id), hit->version, std::move(*hit->body)};
     }
   }
   auto doc = source == read_source::engine_latest ? engine_->get_for_update(collection, id)
                                                   : engine_->get(collection, id);
   if (doc) {
-    stamp(doc->body, id, doc->version);
+    accept_stored(*doc, collection);
     if (options_.cache) options_.cache->put(collection, id, {doc->version, doc->body});
   }
   return doc;
+}
+
+void store::accept_stored(stored_document& doc, std::string_view collection) const {
+  if (!doc.body.is_object()) {
+    throw serialization_error("document '" + std::string(collection) + "/" + doc.id +
+                              "' is stored as " + doc.body.type_name() +
+                              ", not as a JSON object: the database was changed outside the store");
+  }
+  stamp(doc.body, doc.id, doc.version);
 }
 
 void store::stamp(json& body, std::string_view id, std::int64_t version) const {

@@ -160,6 +160,42 @@ TEST(diff_property, json_patch_and_merge_patch_turn_the_old_document_into_the_ne
   EXPECT_GT(merge_checked, 150);
 }
 
+// make_diff walks both documents once instead of calling json::diff and create_merge_patch; its
+// patches must be exactly theirs (same operations in the same order), and has_changes exactly
+// before != after, including for values that compare equal across number types.
+TEST(diff_property, patches_are_exactly_those_of_json_diff_and_create_merge_patch) {
+  generator gen(4242);
+  auto check = [](const json& before, const json& after) {
+    SCOPED_TRACE("before: " + before.dump() + "\nafter:  " + after.dump());
+    const auto d = make_diff(before, after, 2);
+    ASSERT_EQ(d.has_changes, before != after);
+    if (d.has_changes) {
+      ASSERT_EQ(d.json_patch, json::diff(before, after));
+      ASSERT_EQ(d.merge_patch, eventsourced::create_merge_patch(before, after));
+    } else {
+      ASSERT_EQ(d.json_patch, json::array());
+      ASSERT_EQ(d.merge_patch, json::object());
+    }
+  };
+  for (int n = 0; n < 500; ++n) {
+    const json before = gen.object(3);
+    json after = before;
+    for (int m = gen.below(5); m > 0; --m) gen.mutate(after);
+    check(before, after);
+    check(after, before);
+    check(nullptr, after);
+    check(before, nullptr);
+  }
+  // Arrays shrinking by several elements (removals in reverse order), and growing.
+  check({{"a", {1, 2, 3, 4, 5}}}, {{"a", {1, 9}}});
+  check({{"a", {1, 9}}}, {{"a", {1, 2, 3, 4, 5}}});
+  check(json::array({1, 2, 3}), json::array());
+  // Equal across number types: no change; a changed type: a replace.
+  check({{"n", 1}, {"u", 2u}, {"f", 3.0}}, {{"n", 1.0}, {"u", 2}, {"f", 3u}});
+  check({{"n", 1}}, {{"n", "1"}});
+  check({{"o", json::object()}}, {{"o", json::array()}});
+}
+
 TEST(diff_property, creation_and_deletion_patch_from_and_to_null) {
   generator gen(77);
   for (int n = 0; n < 100; ++n) {

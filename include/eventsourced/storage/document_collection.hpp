@@ -67,7 +67,9 @@ class document_collection {
   std::vector<json> find_many(const json& filter = json::object(), const find_options& = {}) const;
 
   // Creates the document if no document with its id exists, otherwise returns the existing one
-  // unchanged (diff.has_changes false). The id is read from the body's id field.
+  // unchanged (diff.has_changes false). The id is read from the body's id field. Retry options
+  // do not apply: a conflict here means another writer created the document, which is then
+  // returned.
   update_result<json> find_one_and_upsert(json body, const write_options& = {});
 
   // Reads the document, runs edit on it and writes the result if it differs, checked against the

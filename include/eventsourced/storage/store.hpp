@@ -109,6 +109,9 @@ class store : public std::enable_shared_from_this<store> {
   // Reads from `source`, refreshing the cache from engine reads.
   std::optional<stored_document> read(std::string_view collection, std::string_view id,
                                       read_source source);
+  // Checks that a body read from the engine is an object (serialization_error otherwise) and
+  // stamps its id and version.
+  void accept_stored(stored_document& doc, std::string_view collection) const;
   // Sets the id and version fields of a body about to be written at `version`.
   void stamp(json& body, std::string_view id, std::int64_t version) const;
   // What commit_writes reports per write: the document after it (before it, for a delete) and
