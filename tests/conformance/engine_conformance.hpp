@@ -17,8 +17,6 @@
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>  // mkdtemp (POSIX)
-
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -34,6 +32,8 @@
 
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/error.hpp>
+
+#include "support/temporary_directory.hpp"
 
 namespace eventsourced {
 
@@ -81,27 +81,7 @@ class engine_conformance : public ::testing::TestWithParam<engine_under_test> {
   std::unique_ptr<engine> engine_;
 };
 
-// A directory under the system temp directory, removed with everything in it on destruction.
-class temporary_directory {
- public:
-  temporary_directory() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "eventsourced-conformance-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temporary_directory(const temporary_directory&) = delete;
-  temporary_directory& operator=(const temporary_directory&) = delete;
-  ~temporary_directory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using eventsourced::testing::temporary_directory;
 
 // --- Building requests -------------------------------------------------------------------------
 

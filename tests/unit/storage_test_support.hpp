@@ -10,8 +10,6 @@
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -21,6 +19,8 @@
 #include <vector>
 
 #include <eventsourced/eventsourced.hpp>
+
+#include "support/temporary_directory.hpp"
 
 namespace eventsourced_test {
 
@@ -51,26 +51,7 @@ inline std::string engine_kind_name(const ::testing::TestParamInfo<engine_kind>&
   return info.param == engine_kind::memory ? "memory" : "sqlite";
 }
 
-// A directory under the system temp directory with a unique name, removed with everything in it.
-class scratch_directory {
- public:
-  scratch_directory() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "eventsourced-storage-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  scratch_directory(const scratch_directory&) = delete;
-  scratch_directory& operator=(const scratch_directory&) = delete;
-  ~scratch_directory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using scratch_directory = eventsourced::testing::temporary_directory;
 
 // Forwards every call to an engine shared with other forwarders, so several store objects can
 // work on one memory engine the way several processes work on one SQLite file.
