@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -29,11 +30,40 @@
 
 namespace eventsourced::sqlite_detail {
 
-// Throws the exception that matches an SQLite failure of `operation` (for instance
-// "commit" or "find in collection 'players'"). BUSY and LOCKED mean another connection held a lock
-// beyond busy_timeout: retryable. "malformed JSON" comes from json_extract()/json_type() over a
-// corrupt body: a serialization error. Anything else is an engine_error with SQLite's message.
-[[noreturn]] inline void throw_sqlite_error(int rc, sqlite3* db, std::string_view operation);
+// What an operation is called in error messages ("commit", "find in collection 'players'"):
+// either text, or a function that builds it, called only when an error is thrown, so hot paths
+// build no message strings. Holds a reference: the text or function must outlive it.
+class operation_name {
+ public:
+  operation_name(const char* text) noexcept : text_(text) {}
+  operation_name(std::string_view text) noexcept : text_(text) {}
+  operation_name(const std::string& text) noexcept : text_(text) {}
+  template <typename F>
+  requires std::is_invocable_r_v<std::string, const F&> operation_name(const F& make)
+  noexcept : make_(&call<F>), function_(&make) {}
+  // A temporary function would be gone before the error that needs it.
+  template <typename F>
+  requires std::is_invocable_r_v<std::string, const F&> operation_name(const F&&)
+  = delete;
+
+  std::string str() const { return make_ != nullptr ? make_(function_) : std::string(text_); }
+
+ private:
+  template <typename F>
+  static std::string call(const void* f) {
+    return (*static_cast<const F*>(f))();
+  }
+
+  std::string_view text_;
+  std::string (*make_)(const void*) = nullptr;
+  const void* function_ = nullptr;
+};
+
+// Throws the exception that matches an SQLite failure of `operation`. BUSY and LOCKED mean another
+// connection held a lock beyond busy_timeout: retryable. "malformed JSON" comes from
+// json_extract()/json_type() over a corrupt body: a serialization error. Anything else is an
+// engine_error with SQLite's message.
+[[noreturn]] inline void throw_sqlite_error(int rc, sqlite3* db, const operation_name& operation);
 
 class connection {
  public:
@@ -47,7 +77,7 @@ class connection {
 
   sqlite3* handle() const noexcept { return db_; }
   // Runs SQL that returns no rows the caller needs (pragmas, DDL).
-  void exec(const char* sql, std::string_view operation);
+  void exec(const char* sql, const operation_name& operation);
 
  private:
   friend class statement;
@@ -62,7 +92,7 @@ class connection {
   // Sets stmt to a prepared statement for sql and returns its cache entry, now marked in use.
   // Returns nullptr when the cached one is already in use further up the stack: stmt is then a
   // private statement that its user finalizes.
-  cached_statement* acquire(const std::string& sql, std::string_view operation,
+  cached_statement* acquire(const std::string& sql, const operation_name& operation,
                             sqlite3_stmt*& stmt);
 
   sqlite3* db_ = nullptr;
@@ -74,7 +104,7 @@ class connection {
 class statement {
  public:
   // `operation` names the call in error messages and must outlive the statement.
-  statement(connection& conn, const std::string& sql, std::string_view operation);
+  statement(connection& conn, const std::string& sql, operation_name operation);
   ~statement();
   statement(const statement&) = delete;
   statement& operator=(const statement&) = delete;
@@ -83,6 +113,8 @@ class statement {
   void bind(int index, std::int64_t value);
   void bind(int index, double value);
   void bind(int index, std::string_view text);
+  // Binds text without SQLite copying it: it must stay unchanged until *this is destroyed.
+  void bind_static(int index, std::string_view text);
   // Kept from binding through the int64 overload by accident.
   void bind(int index, const char* text) = delete;
 
@@ -103,7 +135,7 @@ class statement {
   connection& conn_;
   sqlite3_stmt* stmt_ = nullptr;
   connection::cached_statement* entry_ = nullptr;  // nullptr: private, finalized when done
-  std::string_view operation_;                     // the caller's string; outlives *this
+  operation_name operation_;                       // the caller's; outlives *this
 };
 
 // BEGIN IMMEDIATE on construction: takes the database's write lock at once (waiting up to
@@ -112,7 +144,7 @@ class statement {
 class write_transaction {
  public:
   // `operation` names the caller in error messages and must outlive the transaction.
-  write_transaction(connection& conn, std::string_view operation);
+  write_transaction(connection& conn, operation_name operation);
   ~write_transaction();
   write_transaction(const write_transaction&) = delete;
   write_transaction& operator=(const write_transaction&) = delete;
@@ -121,7 +153,7 @@ class write_transaction {
 
  private:
   connection& conn_;
-  std::string_view operation_;
+  operation_name operation_;
   bool done_ = false;
 };
 
@@ -166,9 +198,9 @@ class reader_pool {
 // ---------------------------------------------------------------------------------------------
 // Definitions.
 
-inline void throw_sqlite_error(int rc, sqlite3* db, std::string_view operation) {
+inline void throw_sqlite_error(int rc, sqlite3* db, const operation_name& operation) {
   const std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const std::string what = "eventsourced: sqlite: " + std::string(operation) + ": " + message;
+  const std::string what = "eventsourced: sqlite: " + operation.str() + ": " + message;
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -241,13 +273,13 @@ inline connection::~connection() {
   sqlite3_close_v2(db_);
 }
 
-inline void connection::exec(const char* sql, std::string_view operation) {
+inline void connection::exec(const char* sql, const operation_name& operation) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) throw_sqlite_error(rc, db_, operation);
 }
 
 inline connection::cached_statement* connection::acquire(const std::string& sql,
-                                                         std::string_view operation,
+                                                         const operation_name& operation,
                                                          sqlite3_stmt*& stmt) {
   const auto found = statements_.find(sql);
   if (found != statements_.end() && !found->second.in_use) {
@@ -278,7 +310,7 @@ inline connection::cached_statement* connection::acquire(const std::string& sql,
   return &entry;
 }
 
-inline statement::statement(connection& conn, const std::string& sql, std::string_view operation)
+inline statement::statement(connection& conn, const std::string& sql, operation_name operation)
     : conn_(conn), operation_(operation) {
   entry_ = conn.acquire(sql, operation, stmt_);
 }
@@ -311,6 +343,11 @@ inline void statement::bind(int index, std::string_view text) {
       sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
 }
 
+inline void statement::bind_static(int index, std::string_view text) {
+  check_bind(
+      sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8));
+}
+
 inline bool statement::step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
@@ -340,7 +377,7 @@ inline std::string_view statement::column_text(int column) const noexcept {
   return {text, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
 }
 
-inline write_transaction::write_transaction(connection& conn, std::string_view operation)
+inline write_transaction::write_transaction(connection& conn, operation_name operation)
     : conn_(conn), operation_(operation) {
   statement begin(conn_, "BEGIN IMMEDIATE", operation_);
   begin.step();

@@ -23,6 +23,7 @@ namespace eventsourced {
 namespace {
 
 using sqlite_detail::connection;
+using sqlite_detail::operation_name;
 using sqlite_detail::reader_pool;
 using sqlite_detail::statement;
 using sqlite_detail::write_transaction;
@@ -74,13 +75,31 @@ json parse_stored(std::string_view text, Describe&& describe) {
   }
 }
 
-std::string dump_for_storage(const json& value, const std::string& what) {
+// Buffers kept for reuse give their memory back when a value larger than this went through them.
+constexpr std::size_t kMaxKeptBufferBytes = std::size_t{1} << 20;
+
+// Writes value's JSON text into out. `what` is a string, or a function building it, called only
+// on failure.
+template <typename What>
+void dump_for_storage(const json& value, std::string& out, const What& what) {
   try {
-    return value.dump();
+    out = value.dump();
   } catch (const json::exception& e) {
-    throw serialization_error("eventsourced: sqlite: " + what +
+    std::string name;
+    if constexpr (std::is_invocable_v<const What&>) {
+      name = what();
+    } else {
+      name = what;
+    }
+    throw serialization_error("eventsourced: sqlite: " + name +
                               " cannot be written as JSON: " + e.what());
   }
+}
+
+std::string dump_for_storage(const json& value, const std::string& what) {
+  std::string out;
+  dump_for_storage(value, out, what);
+  return out;
 }
 
 std::int64_t clamp_to_int64(std::size_t n) {
@@ -150,6 +169,15 @@ class sqlite_engine final : public engine {
     validate_collection_name(collection);
     validate_id(id);
     const auto alive = enter();
+    // Every commit makes a reader drop its page cache and read the row's pages again from the
+    // WAL file; the writer connection's cache stays current with its own commits. So when no
+    // commit is in progress, read on the writer (never waiting for it: that is what the readers
+    // are for). Outside a commit it is in autocommit mode and sees the latest committed state, as
+    // a reader starting now would.
+    if (readers_) {
+      std::unique_lock writer(writer_mutex_, std::try_to_lock);
+      if (writer.owns_lock()) return get_on(*writer_, collection, id, &writer);
+    }
     return with_reader([&](connection& conn) { return get_on(conn, collection, id); });
   }
 
@@ -161,8 +189,8 @@ class sqlite_engine final : public engine {
     validate_collection_name(collection);
     validate_id(id);
     const auto alive = enter();
-    std::lock_guard lock(writer_mutex_);
-    return get_on(*writer_, collection, id);
+    std::unique_lock writer(writer_mutex_);
+    return get_on(*writer_, collection, id, &writer);
   }
 
   std::vector<stored_document> find(std::string_view collection, const query& q) override {
@@ -313,19 +341,38 @@ class sqlite_engine final : public engine {
     return use(*lease);
   }
 
+  // Reads a live document on conn. `held`, when given, is the lock that guards conn: it is
+  // released once the row is copied out, so the body is parsed without holding it.
   static std::optional<stored_document> get_on(connection& conn, std::string_view collection,
-                                               std::string_view id) {
-    const std::string what = "collection " + in_quotes(collection) + " id " + in_quotes(id);
-    const std::string operation = "get from " + what;
-    statement s(conn,
-                "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
-                "body IS NOT NULL",
-                operation);
-    s.bind(1, collection);
-    s.bind(2, id);
-    if (!s.step()) return std::nullopt;
-    return stored_document{std::string(id), s.column_int64(0),
-                           parse_stored(s.column_text(1), [&] { return "the body of " + what; })};
+                                               std::string_view id,
+                                               std::unique_lock<std::mutex>* held = nullptr) {
+    // Message strings are built only if an error is thrown.
+    const auto what = [&] {
+      return "collection " + in_quotes(collection) + " id " + in_quotes(id);
+    };
+    const auto operation = [&] { return "get from " + what(); };
+    const auto body_what = [&] { return "the body of " + what(); };
+    static const std::string kSelect =
+        "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
+        "body IS NOT NULL";
+    // The row's text, copied out to parse it after unlocking (kept per thread: no allocation).
+    thread_local std::string text;
+    std::int64_t version = 0;
+    {
+      statement s(conn, kSelect, operation);
+      s.bind(1, collection);
+      s.bind(2, id);
+      if (!s.step()) return std::nullopt;
+      version = s.column_int64(0);
+      if (held == nullptr) {
+        return stored_document{std::string(id), version, parse_stored(s.column_text(1), body_what)};
+      }
+      text.assign(s.column_text(1));
+    }  // the statement is reset: conn is no longer used
+    held->unlock();
+    stored_document doc{std::string(id), version, parse_stored(text, body_what)};
+    if (text.capacity() > kMaxKeptBufferBytes) std::string().swap(text);
+    return doc;
   }
 
   static std::int64_t max_position(connection& conn) {
@@ -334,53 +381,117 @@ class sqlite_engine final : public engine {
     return s.column_int64(0);
   }
 
-  // Checks and applies one write inside the commit transaction; returns its resulting version.
-  std::int64_t apply_write(const document_write& w, const std::string& version_field,
-                           std::size_t max_body_bytes) {
-    const std::string what = "collection " + in_quotes(w.collection) + " id " + in_quotes(w.id);
-    const std::string operation = "commit a write to " + what;
-    std::int64_t stored = 0;  // the row's version, tombstone or not: versions never repeat
-    std::int64_t live = 0;    // the live document's version, 0 when absent or deleted
-    {
-      statement s(*writer_,
-                  "SELECT version, body IS NULL FROM documents WHERE collection = ?1 AND id = ?2",
-                  operation);
-      s.bind(1, w.collection);
-      s.bind(2, w.id);
-      if (s.step()) {
-        stored = s.column_int64(0);
-        live = s.column_int64(1) != 0 ? 0 : stored;
-      }
+  // The version a (collection, id) row holds, tombstone or not (0: no row), and the live
+  // document's version (0 when absent or deleted), read inside the commit transaction.
+  struct row_versions {
+    std::int64_t stored = 0;
+    std::int64_t live = 0;
+  };
+  row_versions read_versions(const document_write& w, const operation_name& operation) {
+    static const std::string kSelect =
+        "SELECT version, body IS NULL FROM documents WHERE collection = ?1 AND id = ?2";
+    statement s(*writer_, kSelect, operation);
+    s.bind(1, w.collection);
+    s.bind(2, w.id);
+    row_versions v;
+    if (s.step()) {
+      v.stored = s.column_int64(0);
+      v.live = s.column_int64(1) != 0 ? 0 : v.stored;
     }
+    return v;
+  }
+
+  // Throws the conflict of `w` unless the live document's version is the expected one.
+  void require_expected_version(const document_write& w, const operation_name& operation) {
+    const std::int64_t live = read_versions(w, operation).live;
     if (live != w.expected_version) {
       throw conflict_error(conflict_target::document, w.collection, w.id, w.expected_version, live);
     }
-    if (w.op == write_op::check) return w.expected_version;
-    const std::int64_t version = stored + 1;
-    statement upsert(
-        *writer_,
-        "INSERT INTO documents (collection, id, version, body) VALUES (?1, ?2, ?3, ?4) "
-        "ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, "
-        "body = excluded.body",
-        operation);
-    upsert.bind(1, w.collection);
-    upsert.bind(2, w.id);
-    upsert.bind(3, version);
-    if (w.op == write_op::put) {
-      std::string text;
-      const auto stamped = version_field.empty() ? w.body.end() : w.body.find(version_field);
-      if (version_field.empty() || (stamped != w.body.end() && *stamped == version)) {
-        text = dump_for_storage(w.body, "the body of " + what);  // no copy on the common path
-      } else {
-        json body = w.body;
-        body[version_field] = version;
-        text = dump_for_storage(body, "the body of " + what);
+  }
+
+  // Writes the JSON text stored for a put at `version` into body_text_: its body with the version
+  // field set to it.
+  template <typename What>
+  void write_body_text(const document_write& w, std::int64_t version,
+                       const std::string& version_field, const What& what) {
+    const auto stamped = version_field.empty() ? w.body.end() : w.body.find(version_field);
+    if (version_field.empty() || (stamped != w.body.end() && *stamped == version)) {
+      dump_for_storage(w.body, body_text_, what);  // no copy on the common path
+      return;
+    }
+    json body = w.body;
+    body[version_field] = version;
+    dump_for_storage(body, body_text_, what);
+  }
+
+  // Checks and applies one write inside the commit transaction; returns its resulting version.
+  std::int64_t apply_write(const document_write& w, const std::string& version_field,
+                           std::size_t max_body_bytes) {
+    // Message strings are built only if an error is thrown.
+    const auto what = [&] {
+      return "collection " + in_quotes(w.collection) + " id " + in_quotes(w.id);
+    };
+    const auto operation_text = [&] { return "commit a write to " + what(); };
+    const operation_name operation(operation_text);
+    const auto body_what = [&] { return "the body of " + what(); };
+
+    if (w.op == write_op::check || w.expected_version == 0) {
+      const row_versions v = read_versions(w, operation);
+      if (v.live != w.expected_version) {
+        throw conflict_error(conflict_target::document, w.collection, w.id, w.expected_version,
+                             v.live);
       }
-      engine_detail::check_body_size(w, text.size(), max_body_bytes);
-      upsert.bind(4, text);
-    }  // erase: ?4 stays NULL, the tombstone
-    upsert.step();
-    return version;
+      if (w.op == write_op::check) return w.expected_version;
+      // A creation: the row is absent or a tombstone, whose version the new document continues.
+      const std::int64_t version = v.stored + 1;
+      static const std::string kUpsert =
+          "INSERT INTO documents (collection, id, version, body) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, "
+          "body = excluded.body";
+      statement upsert(*writer_, kUpsert, operation);
+      upsert.bind(1, w.collection);
+      upsert.bind(2, w.id);
+      upsert.bind(3, version);
+      if (w.op == write_op::put) {
+        write_body_text(w, version, version_field, body_what);
+        engine_detail::check_body_size(w, body_text_.size(), max_body_bytes);
+        upsert.bind_static(4, body_text_);
+      }  // erase of a document that must not exist: ?4 stays NULL, the tombstone
+      upsert.step();
+      return version;
+    }
+
+    // A replacement or deletion of a live document: its version is known, so the version check
+    // is the UPDATE's own condition, and the row is read only to report a conflict.
+    const std::int64_t version = w.expected_version + 1;
+    if (w.op == write_op::put) {
+      // A conflict is reported before a body that cannot be stored, as if checked first.
+      try {
+        write_body_text(w, version, version_field, body_what);
+      } catch (const serialization_error&) {
+        require_expected_version(w, operation);
+        throw;
+      }
+      if (max_body_bytes != 0 && body_text_.size() > max_body_bytes) {
+        require_expected_version(w, operation);
+        engine_detail::check_body_size(w, body_text_.size(), max_body_bytes);
+      }
+    }
+    static const std::string kUpdate =
+        "UPDATE documents SET version = ?3, body = ?4 "
+        "WHERE collection = ?1 AND id = ?2 AND version = ?5 AND body IS NOT NULL";
+    {
+      statement update(*writer_, kUpdate, operation);
+      update.bind(1, w.collection);
+      update.bind(2, w.id);
+      update.bind(3, version);
+      if (w.op == write_op::put) update.bind_static(4, body_text_);  // erase: ?4 NULL, a tombstone
+      update.bind(5, w.expected_version);
+      update.step();
+    }
+    if (sqlite3_changes(writer_->handle()) == 1) return version;
+    const std::int64_t live = read_versions(w, operation).live;  // never the expected one here
+    throw conflict_error(conflict_target::document, w.collection, w.id, w.expected_version, live);
   }
 
   // Checks one append's expected version and records its events inside the commit transaction.
@@ -437,7 +548,9 @@ class sqlite_engine final : public engine {
   std::atomic<bool> closing_{false};  // set under notify_mutex_, read anywhere
 
   std::mutex writer_mutex_;
-  std::unique_ptr<connection> writer_;    // GUARDED_BY(writer_mutex_)
+  std::unique_ptr<connection> writer_;  // GUARDED_BY(writer_mutex_)
+  // GUARDED_BY(writer_mutex_): the JSON text of the put being written, bound without a copy.
+  std::string body_text_;
   std::unique_ptr<reader_pool> readers_;  // null for ":memory:"; set once, internally locked
 
   std::mutex notify_mutex_;

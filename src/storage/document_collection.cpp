@@ -160,9 +160,15 @@ update_result<json> document_collection::update_section(std::string_view id, std
     if (after == before && (existed || after.is_null())) return unchanged(std::move(*current));
 
     for (int splice = 0;; ++splice) {
-      store::pending_write w{{name_, std::string(id), current->version, write_op::put,
-                              apply_update(current->body, {{"$set", {{section.str(), after}}}})},
-                             current->body};
+      // Member by member: GCC 12 at -O2 misreads the nested braced form as leaving the body
+      // uninitialized (-Wmaybe-uninitialized).
+      store::pending_write w;
+      w.write.collection = name_;
+      w.write.id = std::string(id);
+      w.write.expected_version = current->version;
+      w.write.op = write_op::put;
+      w.write.body = apply_update(current->body, {{"$set", {{section.str(), after}}}});
+      w.before = current->body;
       try {
         auto done = store_->commit_write(std::move(w));
         return {std::move(done.document), std::move(done.diff)};

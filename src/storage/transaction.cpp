@@ -75,7 +75,14 @@ void store::run_transaction(const std::function<void(transaction&)>& fn,
     fn(tx);  // an exception leaves: nothing was written
     std::vector<pending_write> writes;
     for (auto& [key, t] : tx.touched_) {
-      pending_write w{{key.first, key.second, t.read_version, write_op::check, json()}, t.before};
+      // Member by member: GCC 12 at -O2 misreads the nested braced form as leaving the body
+      // uninitialized (-Wmaybe-uninitialized).
+      pending_write w;
+      w.write.collection = key.first;
+      w.write.id = key.second;
+      w.write.expected_version = t.read_version;
+      w.write.op = write_op::check;
+      w.before = t.before;
       if (t.after && *t.after != t.before) {
         if (t.after->is_null()) {
           w.write.op = write_op::erase;

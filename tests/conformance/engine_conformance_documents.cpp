@@ -416,5 +416,20 @@ TEST_P(engine_conformance, body_over_max_body_bytes_fails_the_whole_commit) {
   EXPECT_EQ(db().commit(request).versions, versions({2, 1}));
 }
 
+// A write that is both stale and too big reports the conflict (retryable: the caller re-reads and
+// may then produce a body that fits), as an engine that checks the version first would.
+TEST_P(engine_conformance, stale_put_over_max_body_bytes_reports_the_conflict) {
+  ASSERT_EQ(commit_write(db(), put_write("users", "u1", 0, {{"n", 1}})), 1);
+  ASSERT_EQ(commit_write(db(), put_write("users", "u1", 1, {{"n", 2}})), 2);
+  commit_request request =
+      request_of({put_write("users", "u1", 1, {{"blob", std::string(200, 'x')}})});
+  request.max_body_bytes = 100;
+  EXPECT_TRUE(is_conflict(catch_conflict([&] { db().commit(request); }), conflict_target::document,
+                          "users", "u1", 1, 2));
+  request.writes[0].expected_version = 2;  // current, but still too big
+  EXPECT_THROW(db().commit(request), invalid_argument_error);
+  EXPECT_EQ(db().get("users", "u1")->body, (json{{"n", 2}}));
+}
+
 }  // namespace
 }  // namespace eventsourced::conformance
