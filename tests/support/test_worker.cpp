@@ -1,19 +1,57 @@
 // A child process for the multi-process tests.
 //
 //   eventsourced_test_worker increment <uri> <collection> <id> <count>
+//     Opens the store at <uri> and runs <count> find_one_and_update increments of the "count"
+//     member of document <id> (created by the parent beforehand). Exits 0 when every increment
+//     committed; prints the error and exits 1 otherwise.
 //
-// Opens the store at <uri> and runs <count> find_one_and_update increments of the "count" member
-// of document <id> (created by the parent beforehand). Exits 0 when every increment committed;
-// prints the error and exits 1 otherwise.
+//   eventsourced_test_worker commit-forever <uri> <id>
+//     Opens the engine at <uri> and, until killed, commits version-checked writes of document
+//     "counters/<id>" each together with one event appended to stream "counter/<id>" at the same
+//     version: the parent kills it with SIGKILL and checks that writes and events stayed paired.
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include <eventsourced/eventsourced.hpp>
 
+namespace {
+
+int commit_forever(const std::string& uri, const std::string& id) {
+  auto db = eventsourced::open_engine(uri);
+  const eventsourced::stream_ref stream{"counter", id};
+  for (std::uint64_t n = 0;; ++n) {
+    const auto doc = db->get("counters", id);
+    const std::int64_t version = doc ? doc->version : 0;
+    eventsourced::commit_request request;
+    request.writes.push_back({"counters",
+                              id,
+                              version,
+                              eventsourced::write_op::put,
+                              {{"n", version + 1}, {"padding", std::string(512, 'x')}}});
+    request.appends.push_back(
+        {stream,
+         version,
+         {{id + "-" + std::to_string(version + 1), "Counted", {{"n", version + 1}}, nullptr}}});
+    db->commit(request);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "commit-forever") {
+    try {
+      return commit_forever(argv[2], argv[3]);
+    } catch (const std::exception& e) {
+      std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (argc != 6 || std::string(argv[1]) != "increment") {
-    std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n";
+    std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n"
+              << "       " << argv[0] << " commit-forever <uri> <id>\n";
     return 2;
   }
   try {

@@ -1,9 +1,6 @@
 // Invariant 1, no lost update (DESIGN.md): a write commits only if the stored version is the one
 // the edit was based on; otherwise the edit is re-run on fresh state, or the call fails with a
 // conflict_error carrying expected and actual versions. N writers × M increments = exactly N·M.
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <atomic>
 #include <barrier>
 #include <mutex>
@@ -11,9 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/worker_process.hpp"
 #include "unit/storage_test_support.hpp"
-
-extern char** environ;
 
 namespace eventsourced_test {
 namespace {
@@ -240,26 +236,8 @@ TEST_P(concurrency, closing_the_store_under_running_writers_commits_exactly_what
 
 // --- Two processes on one SQLite file ----------------------------------------------------------
 
-// Starts the test worker (tests/support/test_worker.cpp) with args; returns its pid.
-pid_t spawn_worker(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_strings = {EVENTSOURCED_TEST_WORKER};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc =
-      ::posix_spawn(&pid, EVENTSOURCED_TEST_WORKER, nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) throw std::runtime_error("posix_spawn failed: " + std::to_string(rc));
-  return pid;
-}
-
-// The worker's exit code, or -1 when it did not exit normally (killed by a signal).
-int wait_for_exit(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -2;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using eventsourced::testing::spawn_worker;
+using eventsourced::testing::wait_for_exit;
 
 TEST(concurrency_processes, two_processes_of_2000_increments_on_one_sqlite_file_lose_nothing) {
   constexpr int kIncrements = 2000;
