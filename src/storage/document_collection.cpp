@@ -91,16 +91,7 @@ std::optional<update_result<json>> document_collection::update(std::string_view 
                            json()};
     if (!result.is_delete()) {
       json& body = result.document();
-      if (!body.is_object()) {
-        throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
-                                     "' returned " + body.type_name() + ", expected an object");
-      }
-      const auto given = body.find(store_->options().id_field);
-      if (given != body.end() && *given != id) {
-        throw invalid_argument_error("an edit of '" + name_ + "/" + std::string(id) +
-                                     "' changed its id; ids are immutable");
-      }
-      store_->stamp(body, id, current->version);
+      store_->accept_edited(body, name_, id, current->version);
       if (body == current->body) return unchanged(std::move(*current));
       w.write.op = write_op::put;
       w.write.body = std::move(body);

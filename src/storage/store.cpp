@@ -102,6 +102,22 @@ void store::accept_stored(stored_document& doc, std::string_view collection) con
   stamp(doc.body, doc.id, doc.version);
 }
 
+void store::accept_edited(json& body, std::string_view collection, std::string_view id,
+                          std::int64_t version) const {
+  const auto what = [&] {
+    return "an edit of '" + std::string(collection) + "/" + std::string(id);
+  };
+  if (!body.is_object()) {
+    throw invalid_argument_error(what() + "' returned " + body.type_name() +
+                                 ", expected an object");
+  }
+  const auto given = body.find(options_.id_field);
+  if (given != body.end() && *given != id) {
+    throw invalid_argument_error(what() + "' changed its id; ids are immutable");
+  }
+  stamp(body, id, version);
+}
+
 void store::stamp(json& body, std::string_view id, std::int64_t version) const {
   body[options_.id_field] = id;
   body[options_.version_field] = version;

@@ -44,16 +44,7 @@ json transaction::find_one_and_update(std::string_view collection, std::string_v
     return json();
   }
   json& body = result.document();
-  if (!body.is_object()) {
-    throw invalid_argument_error("an edit of '" + std::string(collection) + "/" + std::string(id) +
-                                 "' returned " + body.type_name() + ", expected an object");
-  }
-  const auto given = body.find(store_.options().id_field);
-  if (given != body.end() && *given != id) {
-    throw invalid_argument_error("an edit of '" + std::string(collection) + "/" + std::string(id) +
-                                 "' changed its id; ids are immutable");
-  }
-  store_.stamp(body, id, t.read_version);
+  store_.accept_edited(body, collection, id, t.read_version);
   t.after = std::move(body);
   return *t.after;
 }

@@ -112,6 +112,10 @@ class store : public std::enable_shared_from_this<store> {
   // Checks that a body read from the engine is an object (serialization_error otherwise) and
   // stamps its id and version.
   void accept_stored(stored_document& doc, std::string_view collection) const;
+  // Checks the body an edit of collection/id returned (an object whose id, if it has one, is
+  // still `id`; invalid_argument_error otherwise) and stamps it with id and `version`.
+  void accept_edited(json& body, std::string_view collection, std::string_view id,
+                     std::int64_t version) const;
   // Sets the id and version fields of a body about to be written at `version`.
   void stamp(json& body, std::string_view id, std::int64_t version) const;
   // What commit_writes reports per write: the document after it (before it, for a delete) and
