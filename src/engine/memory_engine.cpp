@@ -75,17 +75,22 @@ class memory_engine final : public engine {
           engine_detail::check_body_size(w, w.body.dump().size(), request.max_body_bytes);
         }
       }
-      for (const stream_append& a : request.appends) {
-        const std::int64_t current = stream_version(a.stream);
-        if (a.expected_version && *a.expected_version != current) {
-          throw conflict_error(conflict_target::stream, a.stream.type, a.stream.id,
-                               *a.expected_version, current);
+      std::vector<stream_append> derived;
+      if (request.derived_appends) {
+        // The versions the writes are about to get (see the loop applying them below).
+        std::vector<std::int64_t> versions;
+        versions.reserve(request.writes.size());
+        for (const document_write& w : request.writes) {
+          const entry* e = find_entry(w.collection, w.id);
+          const std::int64_t stored = e != nullptr ? e->version : 0;
+          versions.push_back(w.op == write_op::check ? w.expected_version : stored + 1);
         }
-        for (const new_event& ev : a.events) {
-          if (event_ids_.contains(ev.id)) {
-            throw invalid_argument_error("event id '" + ev.id + "' is already in the log");
-          }
-        }
+        derived = request.derived_appends(versions);
+        validate_derived_appends(request, derived);
+      }
+      for (const std::vector<stream_append>* appends :
+           {&request.appends, &std::as_const(derived)}) {
+        for (const stream_append& a : *appends) check_append(a);
       }
       for (const document_write& w : request.writes) {
         entry& e = collections_[w.collection][w.id];
@@ -107,22 +112,9 @@ class memory_engine final : public engine {
       }
       const auto now =
           std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-      for (const stream_append& a : request.appends) {
-        auto& positions = streams_[{a.stream.type, a.stream.id}];
-        for (const new_event& ev : a.events) {
-          recorded_event r{ev.id,
-                           ev.type,
-                           a.stream,
-                           static_cast<std::int64_t>(positions.size()) + 1,
-                           static_cast<std::int64_t>(log_.size()) + 1,
-                           now,
-                           ev.data,
-                           ev.metadata};
-          positions.push_back(log_.size());
-          event_ids_.insert(ev.id);
-          log_.push_back(r);
-          result.events.push_back(std::move(r));
-        }
+      for (const std::vector<stream_append>* appends :
+           {&request.appends, &std::as_const(derived)}) {
+        for (const stream_append& a : *appends) record(a, now, result.events);
       }
     }
     if (!result.events.empty()) appended_.notify_all();
@@ -180,6 +172,26 @@ class memory_engine final : public engine {
   }
 
  private:
+  // Records a's events; the caller holds mutex_ and has checked the append.
+  void record(const stream_append& a, std::chrono::sys_time<std::chrono::microseconds> now,
+              std::vector<recorded_event>& recorded) {
+    auto& positions = streams_[{a.stream.type, a.stream.id}];
+    for (const new_event& ev : a.events) {
+      recorded_event r{ev.id,
+                       ev.type,
+                       a.stream,
+                       static_cast<std::int64_t>(positions.size()) + 1,
+                       static_cast<std::int64_t>(log_.size()) + 1,
+                       now,
+                       ev.data,
+                       ev.metadata};
+      positions.push_back(log_.size());
+      event_ids_.insert(ev.id);
+      log_.push_back(r);
+      recorded.push_back(std::move(r));
+    }
+  }
+
   struct entry {
     std::int64_t version = 0;
     std::optional<json> body;  // nullopt: tombstone
@@ -194,6 +206,20 @@ class memory_engine final : public engine {
     if (c == collections_.end()) return nullptr;
     const auto e = c->second.find(id);
     return e == c->second.end() ? nullptr : &e->second;
+  }
+
+  // Throws unless `a` may be recorded now: its expected version, event ids not in the log.
+  void check_append(const stream_append& a) const {
+    const std::int64_t current = stream_version(a.stream);
+    if (a.expected_version && *a.expected_version != current) {
+      throw conflict_error(conflict_target::stream, a.stream.type, a.stream.id, *a.expected_version,
+                           current);
+    }
+    for (const new_event& ev : a.events) {
+      if (event_ids_.contains(ev.id)) {
+        throw invalid_argument_error("event id '" + ev.id + "' is already in the log");
+      }
+    }
   }
 
   std::int64_t stream_version(const stream_ref& s) const {

@@ -99,6 +99,43 @@ void validate_id(std::string_view id, std::string_view what) {
 
 namespace eventsourced {
 
+namespace {
+
+// Checks appends, and `more` after them (derived appends) as if they were one list.
+void validate_appends(const std::vector<stream_append>& appends,
+                      const std::vector<stream_append>* more) {
+  std::set<std::pair<std::string_view, std::string_view>> streams;
+  std::set<std::string_view> event_ids;
+  const auto check = [&](const stream_append& a) {
+    validate_collection_name(a.stream.type, "stream type");
+    validate_id(a.stream.id, "stream id");
+    if (!streams.emplace(a.stream.type, a.stream.id).second) {
+      throw invalid_argument_error("commit appends to stream '" + a.stream.type + "/" +
+                                   a.stream.id + "' twice; combine the appends into one");
+    }
+    if (a.expected_version && *a.expected_version < 0) {
+      throw invalid_argument_error("negative expected version for stream '" + a.stream.type + "/" +
+                                   a.stream.id + "'");
+    }
+    for (const new_event& e : a.events) {
+      validate_id(e.id, "event id");
+      if (e.type.empty()) throw invalid_argument_error("event '" + e.id + "' has an empty type");
+      if (!e.metadata.is_null() && !e.metadata.is_object()) {
+        throw invalid_argument_error("metadata of event '" + e.id + "' must be an object or null");
+      }
+      if (!event_ids.insert(e.id).second) {
+        throw invalid_argument_error("event id '" + e.id + "' appears twice in one commit");
+      }
+    }
+  };
+  for (const stream_append& a : appends) check(a);
+  if (more != nullptr) {
+    for (const stream_append& a : *more) check(a);
+  }
+}
+
+}  // namespace
+
 void validate_commit_request(const commit_request& request) {
   if (!request.version_field.empty() &&
       field_path::parse(request.version_field).segments().size() != 1) {
@@ -122,30 +159,12 @@ void validate_commit_request(const commit_request& request) {
                                    "' must be a JSON object, got " + w.body.type_name());
     }
   }
-  std::set<std::pair<std::string_view, std::string_view>> streams;
-  std::set<std::string_view> event_ids;
-  for (const stream_append& a : request.appends) {
-    validate_collection_name(a.stream.type, "stream type");
-    validate_id(a.stream.id, "stream id");
-    if (!streams.emplace(a.stream.type, a.stream.id).second) {
-      throw invalid_argument_error("commit appends to stream '" + a.stream.type + "/" +
-                                   a.stream.id + "' twice; combine the appends into one");
-    }
-    if (a.expected_version && *a.expected_version < 0) {
-      throw invalid_argument_error("negative expected version for stream '" + a.stream.type + "/" +
-                                   a.stream.id + "'");
-    }
-    for (const new_event& e : a.events) {
-      validate_id(e.id, "event id");
-      if (e.type.empty()) throw invalid_argument_error("event '" + e.id + "' has an empty type");
-      if (!e.metadata.is_null() && !e.metadata.is_object()) {
-        throw invalid_argument_error("metadata of event '" + e.id + "' must be an object or null");
-      }
-      if (!event_ids.insert(e.id).second) {
-        throw invalid_argument_error("event id '" + e.id + "' appears twice in one commit");
-      }
-    }
-  }
+  validate_appends(request.appends, nullptr);
+}
+
+void validate_derived_appends(const commit_request& request,
+                              const std::vector<stream_append>& derived) {
+  validate_appends(request.appends, &derived);
 }
 
 }  // namespace eventsourced

@@ -229,9 +229,21 @@ class sqlite_engine final : public engine {
       for (const document_write& w : request.writes) {
         result.versions.push_back(apply_write(w, request.version_field, request.max_body_bytes));
       }
+      std::vector<stream_append> derived;
+      if (request.derived_appends) {
+        derived = request.derived_appends(result.versions);
+        validate_derived_appends(request, derived);
+      }
       const auto now =
           std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+      std::size_t event_count = 0;
+      for (const std::vector<stream_append>* appends :
+           {&request.appends, &std::as_const(derived)}) {
+        for (const stream_append& a : *appends) event_count += a.events.size();
+      }
+      result.events.reserve(event_count);
       for (const stream_append& a : request.appends) append(a, now, result.events);
+      for (const stream_append& a : derived) append(a, now, result.events);
       tx.commit();
     }
     if (!result.events.empty()) {

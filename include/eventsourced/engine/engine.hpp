@@ -30,8 +30,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,12 +54,17 @@ void validate_collection_name(std::string_view name, std::string_view what = "co
 void validate_id(std::string_view id, std::string_view what = "document id");
 
 struct commit_request;
+struct stream_append;
 // Throws invalid_argument_error for a malformed commit request: invalid names or ids, two writes
 // to one document, two appends to one stream, a put whose body is not an object, an event with an
 // empty id or type, metadata that is neither an object nor null, one event id used twice. Every
 // engine calls it before touching storage; a duplicate of an id already in the log is the
 // engine's to detect.
 void validate_commit_request(const commit_request& request);
+// Throws invalid_argument_error for appends returned by commit_request::derived_appends that are
+// malformed on their own or together with request.appends (same rules as above).
+void validate_derived_appends(const commit_request& request,
+                              const std::vector<stream_append>& derived);
 
 struct stored_document {
   std::string id;
@@ -123,6 +130,17 @@ struct commit_request {
   // with invalid_argument_error (the engine measures what it stores, so the body is serialized
   // once).
   std::size_t max_body_bytes = 0;
+  // Optional: appends that depend on the versions the writes get. When set, the engine calls it
+  // exactly once per successful version check, inside the commit, after every write has been
+  // checked and given its version (`versions`: one per write, as in commit_result::versions) and
+  // before any event is recorded. The appends it returns are validated like `appends` (together
+  // with them: still at most one append per stream, no event id twice) and committed with the
+  // writes, after `appends`. It runs while the engine holds its write lock: it must be quick and
+  // must not call the engine. If it throws, nothing is committed and the exception propagates
+  // unchanged. (The storage layer records each write's events this way: a re-created document's
+  // version is only known here.)
+  std::function<std::vector<stream_append>(std::span<const std::int64_t> versions)>
+      derived_appends{};
 };
 
 struct commit_result {
