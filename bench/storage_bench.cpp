@@ -6,6 +6,9 @@
 //   two_threads_distinct_docs     2 threads, each on its own document
 //   two_threads_one_doc           2 threads on one document (ours: optimistic, retries on;
 //                                 baseline: BEGIN IMMEDIATE, so it queues on the lock instead)
+//   write_with_event_vs_without   find_one_and_update on a store recording each write's event
+//                                 (default_event_mapper) against the same store without events:
+//                                 what invariant 2 costs (baseline: the library itself)
 // The baseline does the same JSON work the library must do (parse the stored body, convert it to
 // the struct, edit, convert back, serialize) and gives the same durability: per operation
 // BEGIN IMMEDIATE; SELECT version, body; UPDATE ... WHERE version = ?; check changes; COMMIT, with
@@ -140,9 +143,13 @@ void check_no_lost_update(std::int64_t gold_added, std::uint64_t ops, const char
 
 class ours_side {
  public:
-  ours_side(const workload& w, sqlite_synchronous sync, const std::string& path)
+  // with_events: the store records each write's event (default_event_mapper) in its commit.
+  ours_side(const workload& w, sqlite_synchronous sync, const std::string& path,
+            bool with_events = false)
       : work_(w),
-        store_(eventsourced::open("sqlite:" + path + "?synchronous=" + synchronous_name(sync))),
+        with_events_(with_events),
+        store_(eventsourced::open("sqlite:" + path + "?synchronous=" + synchronous_name(sync),
+                                  options(with_events))),
         players_(store_->collection<player>(kCollection)) {
     for (const std::string& id : w.documents()) players_.find_one_and_upsert(make_player(id));
   }
@@ -166,10 +173,26 @@ class ours_side {
       added += players_.find_one(id).value().gold - kInitialGold;
     }
     check_no_lost_update(added, ops, "ours");
+    if (with_events_) {
+      // One event per creation and per increment, or invariant 2 is broken.
+      const std::size_t events =
+          store_->engine().read_all(0, ops + work_.documents().size() + 1).size();
+      if (events != ops + work_.documents().size()) {
+        throw std::runtime_error("ours: " + std::to_string(ops) + " increments recorded " +
+                                 std::to_string(events) + " events");
+      }
+    }
   }
 
  private:
+  static eventsourced::store_options options(bool with_events) {
+    eventsourced::store_options o;
+    if (with_events) o.mapper = std::make_shared<eventsourced::default_event_mapper>();
+    return o;
+  }
+
   const workload& work_;
+  const bool with_events_;
   std::shared_ptr<eventsourced::store> store_;
   eventsourced::collection<player> players_;
 };
@@ -327,6 +350,9 @@ struct comparison {
   std::string name;  // without the _sqlite_<synchronous> suffix
   std::string description;
   workload work;
+  // Ours records each write's event; the baseline is the same store writing without events
+  // (the cost of invariant 2) instead of hand-written SQL.
+  bool events_vs_no_events = false;
 };
 
 // Retries, operations that gave up, and how evenly the threads shared the work.
@@ -352,9 +378,7 @@ void run_comparison(const comparison& c, sqlite_synchronous sync, const timing& 
               t.slice.count() * 1000);
   const std::string ours_path = scratch.fresh_database();
   const std::string baseline_path = scratch.fresh_database();
-  {
-    ours_side ours(c.work, sync, ours_path);
-    baseline_side baseline(c.work, sync, baseline_path);
+  const auto measure = [&](auto& ours, auto& baseline) {
     const turns result = take_turns(c.work.threads, t, ours, baseline);
     ours.check(result.ours_ops_all);
     baseline.check(result.baseline_ops_all);
@@ -369,6 +393,15 @@ void run_comparison(const comparison& c, sqlite_synchronous sync, const timing& 
                 result.ours.ops_per_second(), result.baseline.ops_per_second(),
                 result.ours.ops_per_second() / result.baseline.ops_per_second());
     std::fflush(stdout);
+  };
+  if (c.events_vs_no_events) {
+    ours_side ours(c.work, sync, ours_path, /*with_events=*/true);
+    ours_side baseline(c.work, sync, baseline_path, /*with_events=*/false);
+    measure(ours, baseline);
+  } else {
+    ours_side ours(c.work, sync, ours_path);
+    baseline_side baseline(c.work, sync, baseline_path);
+    measure(ours, baseline);
   }
   scratch_dir::remove_database(ours_path);
   scratch_dir::remove_database(baseline_path);
@@ -398,6 +431,12 @@ int main(int argc, char** argv) {
          "2 threads, +1 gold per op on one shared " + doc +
              " (ours: optimistic with retries; baseline: BEGIN IMMEDIATE queues on the lock)",
          {2, true}},
+        {"write_with_event_vs_without",
+         "1 thread, +1 gold per op on one " + doc +
+             "; ours records its event (default mapper) in the commit, baseline: the same "
+             "store without a mapper",
+         {1, false},
+         true},
     };
     const std::vector<std::string_view> filters(argv + 1, argv + argc);
     scratch_dir scratch;

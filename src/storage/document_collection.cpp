@@ -52,7 +52,8 @@ std::vector<json> document_collection::find_many(const json& filter_spec,
   return out;
 }
 
-update_result<json> document_collection::find_one_and_upsert(json body, const write_options&) {
+update_result<json> document_collection::find_one_and_upsert(json body,
+                                                             const write_options& options) {
   const std::string id = store_->id_in(body, name_);
   // A conflict here means another writer created (or deleted) the document meanwhile: read again
   // and return what is there now. Bounded in case creations and deletions keep racing.
@@ -64,8 +65,8 @@ update_result<json> document_collection::find_one_and_upsert(json body, const wr
     if (auto existing = store_->read(name_, id, source)) return unchanged(std::move(*existing));
     store_->stamp(body, id, 0);
     try {
-      auto done = store_->commit_write({{name_, id, 0, write_op::put, body}, json()});
-      return {std::move(done.document), std::move(done.diff)};
+      auto done = store_->commit_write({{name_, id, 0, write_op::put, body}, json()}, options);
+      return {std::move(done.document), std::move(done.diff), std::move(done.events)};
     } catch (const conflict_error&) {
       if (attempt + 1 >= kAttempts) throw;
     }
@@ -98,8 +99,9 @@ std::optional<update_result<json>> document_collection::update(std::string_view 
     }
     w.before = std::move(current->body);
     try {
-      auto done = store_->commit_write(std::move(w));
-      return update_result<json>{std::move(done.document), std::move(done.diff)};
+      auto done = store_->commit_write(std::move(w), options);
+      return update_result<json>{std::move(done.document), std::move(done.diff),
+                                 std::move(done.events)};
     } catch (const conflict_error&) {
       if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
       detail::backoff_sleep(retry, attempt);
@@ -161,8 +163,8 @@ update_result<json> document_collection::update_section(std::string_view id, std
       w.write.body = apply_update(current->body, {{"$set", {{section.str(), after}}}});
       w.before = current->body;
       try {
-        auto done = store_->commit_write(std::move(w));
-        return {std::move(done.document), std::move(done.diff)};
+        auto done = store_->commit_write(std::move(w), options);
+        return {std::move(done.document), std::move(done.diff), std::move(done.events)};
       } catch (const conflict_error&) {
         current = store_->read(name_, id, store::read_source::engine_latest);
         if (!current) throw not_found_error(name_, std::string(id));

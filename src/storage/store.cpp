@@ -1,6 +1,9 @@
 #include <eventsourced/storage/store.hpp>
 
+#include <algorithm>
+
 #include <eventsourced/engine/open.hpp>
+#include <eventsourced/event/event.hpp>
 
 namespace eventsourced {
 
@@ -123,8 +126,85 @@ void store::stamp(json& body, std::string_view id, std::int64_t version) const {
   body[options_.version_field] = version;
 }
 
-std::vector<store::committed_write> store::commit_writes(std::vector<pending_write> writes) {
+namespace {
+
+// Adds `extra`'s members to metadata, keeping members already there.
+void add_members(json& metadata, const json& extra) {
+  if (!extra.is_object()) return;
+  for (const auto& [key, value] : extra.items()) {
+    if (!metadata.contains(key)) metadata[key] = value;
+  }
+}
+
+}  // namespace
+
+std::vector<stream_append> store::map_changes(const commit_request& request,
+                                              std::span<const std::int64_t> versions,
+                                              const std::vector<pending_write>& writes,
+                                              const json& event_metadata, std::vector<diff>& diffs,
+                                              std::vector<std::optional<json>>& after,
+                                              std::vector<std::size_t>& owner) const {
+  // The engine calls this once per commit attempt; start clean in case it ever calls it again.
+  diffs.assign(request.writes.size(), diff{});
+  after.assign(request.writes.size(), std::nullopt);
+  std::vector<stream_append> appends;
+  std::vector<std::vector<std::size_t>> owners;  // per append, the write of each event
+  static const json kNull;
+  for (std::size_t i = 0; i < request.writes.size(); ++i) {
+    const document_write& w = request.writes[i];
+    const std::int64_t version = versions[i];
+    if (w.op == write_op::check) {
+      diffs[i].version = version;
+      continue;  // a read validated at commit changes nothing: no event
+    }
+    const json* body = &kNull;
+    if (w.op == write_op::put) {
+      body = &w.body;
+      if (w.body.value(options_.version_field, json()) != version) {
+        // A re-created document continues after its tombstone: stamp the version it really gets.
+        after[i] = w.body;
+        (*after[i])[options_.version_field] = version;
+        body = &*after[i];
+      }
+    }
+    diffs[i] = make_diff(writes[i].before, *body, version);
+    if (w.collection.starts_with(kReservedPrefix)) continue;  // the library's bookkeeping
+    std::vector<mapped_event> mapped = options_.mapper->map(
+        document_change{w.collection, w.id, writes[i].before, *body, diffs[i], event_metadata});
+    for (mapped_event& m : mapped) {
+      new_event& e = m.event;
+      if (e.id.empty()) e.id = make_event_id();
+      if (e.metadata.is_null()) e.metadata = json::object();
+      if (e.metadata.is_object()) {  // anything else fails the commit's validation
+        if (!e.metadata.contains(kDocumentKey)) {
+          e.metadata[kDocumentKey] = {
+              {"collection", w.collection}, {"id", w.id}, {"version", version}};
+        }
+        add_members(e.metadata, event_metadata);
+      }
+      auto it = std::find_if(appends.begin(), appends.end(),
+                             [&](const stream_append& a) { return a.stream == m.stream; });
+      if (it == appends.end()) {
+        appends.push_back(stream_append{std::move(m.stream), std::nullopt, {}});
+        owners.emplace_back();
+        it = appends.end() - 1;
+      }
+      it->events.push_back(std::move(e));
+      owners[static_cast<std::size_t>(it - appends.begin())].push_back(i);
+    }
+  }
+  owner.clear();
+  for (const auto& o : owners) owner.insert(owner.end(), o.begin(), o.end());
+  return appends;
+}
+
+std::vector<store::committed_write> store::commit_writes(std::vector<pending_write> writes,
+                                                         const write_options& options) {
   check_open();
+  if (!options.event_metadata.is_null() && !options.event_metadata.is_object()) {
+    throw invalid_argument_error("write_options::event_metadata must be an object or null, got " +
+                                 std::string(options.event_metadata.type_name()));
+  }
   commit_request request;
   request.version_field = options_.version_field;
   request.max_body_bytes = options_.max_document_bytes;
@@ -136,6 +216,16 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
       w.write.body[options_.version_field] = w.write.expected_version + 1;
     request.writes.push_back(std::move(w.write));
   }
+  // Filled inside the commit when there is a mapper (the diffs are needed there).
+  std::vector<diff> diffs;
+  std::vector<std::optional<json>> restamped;
+  std::vector<std::size_t> owner;
+  if (options_.mapper) {
+    request.derived_appends = [&](std::span<const std::int64_t> versions) {
+      return map_changes(request, versions, writes, options.event_metadata, diffs, restamped,
+                         owner);
+    };
+  }
   commit_result result;
   try {
     result = engine_->commit(request);
@@ -145,6 +235,7 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
     }
     throw;
   }
+  const bool mapped = options_.mapper != nullptr;
   std::vector<committed_write> out;
   out.reserve(writes.size());
   for (std::size_t i = 0; i < writes.size(); ++i) {
@@ -153,15 +244,19 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
     json& before = writes[i].before;
     switch (w.op) {
       case write_op::put: {
-        w.body[options_.version_field] = version;  // as the engine stored it
+        if (mapped && restamped[i]) {
+          w.body = std::move(*restamped[i]);
+        } else {
+          w.body[options_.version_field] = version;  // as the engine stored it
+        }
         if (options_.cache) options_.cache->put(w.collection, w.id, {version, w.body});
-        diff d = make_diff(before, w.body, version);
+        diff d = mapped ? std::move(diffs[i]) : make_diff(before, w.body, version);
         out.push_back({std::move(w.body), std::move(d)});
         break;
       }
       case write_op::erase: {
         if (options_.cache) options_.cache->put(w.collection, w.id, {version, std::nullopt});
-        diff d = make_diff(before, json(), version);
+        diff d = mapped ? std::move(diffs[i]) : make_diff(before, json(), version);
         out.push_back({std::move(before), std::move(d)});
         break;
       }
@@ -172,13 +267,16 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
       }
     }
   }
+  for (std::size_t k = 0; k < result.events.size() && k < owner.size(); ++k) {
+    out[owner[k]].events.push_back(std::move(result.events[k]));
+  }
   return out;
 }
 
-store::committed_write store::commit_write(pending_write write) {
+store::committed_write store::commit_write(pending_write write, const write_options& options) {
   std::vector<pending_write> writes;
   writes.push_back(std::move(write));  // a braced list would deep-copy both bodies
-  return std::move(commit_writes(std::move(writes)).front());
+  return std::move(commit_writes(std::move(writes), options).front());
 }
 
 }  // namespace eventsourced

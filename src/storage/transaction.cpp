@@ -86,7 +86,7 @@ void store::run_transaction(const std::function<void(transaction&)>& fn,
     }
     if (writes.empty()) return;
     try {
-      commit_writes(std::move(writes));
+      commit_writes(std::move(writes), options);
       return;
     } catch (const conflict_error&) {
       if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;

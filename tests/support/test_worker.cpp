@@ -9,9 +9,15 @@
 //     Opens the engine at <uri> and, until killed, commits version-checked writes of document
 //     "counters/<id>" each together with one event appended to stream "counter/<id>" at the same
 //     version: the parent kills it with SIGKILL and checks that writes and events stayed paired.
+//
+//   eventsourced_test_worker store-write-forever <uri> <seed>
+//     Opens a store at <uri> with the default event mapper and, until killed, makes random writes
+//     (update_one, delete_one, find_one_and_upsert, two-document transactions) to documents
+//     "docs/d0".."docs/d4": the parent checks that every version has exactly its event.
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <random>
 #include <string>
 
 #include <eventsourced/eventsourced.hpp>
@@ -38,9 +44,47 @@ int commit_forever(const std::string& uri, const std::string& id) {
   }
 }
 
+int store_write_forever(const std::string& uri, unsigned seed) {
+  eventsourced::store_options options;
+  options.mapper = std::make_shared<eventsourced::default_event_mapper>();
+  auto store = eventsourced::open(uri, options);
+  auto docs = store->documents("docs");
+  std::mt19937 rng(seed);
+  const auto id = [&] { return "d" + std::to_string(rng() % 5); };
+  for (;;) {
+    const std::string target = id();
+    const unsigned dice = rng() % 20;
+    if (dice < 12) {
+      if (docs.find_one(target)) docs.update_one(target, {{"$inc", {{"n", 1}}}});
+    } else if (dice < 15) {
+      docs.delete_one(target);
+    } else if (dice < 18) {
+      docs.find_one_and_upsert({{"id", target}, {"n", 0}, {"padding", std::string(256, 'x')}});
+    } else {
+      const std::string other = id();
+      store->with_transaction([&](eventsourced::transaction& tx) {
+        for (const std::string& d : {target, other}) {
+          if (auto body = tx.find_one("docs", d)) {
+            (*body)["n"] = body->value("n", 0) + 10;
+            tx.put("docs", std::move(*body));
+          }
+        }
+      });
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "store-write-forever") {
+    try {
+      return store_write_forever(argv[2], static_cast<unsigned>(std::stoul(argv[3])));
+    } catch (const std::exception& e) {
+      std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (argc == 4 && std::string(argv[1]) == "commit-forever") {
     try {
       return commit_forever(argv[2], argv[3]);
@@ -51,7 +95,8 @@ int main(int argc, char** argv) {
   }
   if (argc != 6 || std::string(argv[1]) != "increment") {
     std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n"
-              << "       " << argv[0] << " commit-forever <uri> <id>\n";
+              << "       " << argv[0] << " commit-forever <uri> <id>\n"
+              << "       " << argv[0] << " store-write-forever <uri> <seed>\n";
     return 2;
   }
   try {

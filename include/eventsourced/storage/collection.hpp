@@ -7,7 +7,8 @@
 //
 //   auto players = store->collection<Player>("players");
 //   players.find_one_and_upsert(Player{.id = "p1", .name = "Ann"});
-//   auto [player, diff] = players.find_one_and_update("p1", [](Player p) { p.gold += 50; return p;
+//   auto [player, diff, events] = players.find_one_and_update("p1", [](Player p) { p.gold += 50;
+//   return p;
 //   });
 //
 // Every operation is the one of document_collection (document_collection.hpp documents the
@@ -120,7 +121,8 @@ class collection {
 
  private:
   update_result<T> typed(update_result<json> r) const {
-    return {detail::from_body<T>(r.document, name(), docs_.id_of(r.document)), std::move(r.diff)};
+    return {detail::from_body<T>(r.document, name(), docs_.id_of(r.document)), std::move(r.diff),
+            std::move(r.events)};
   }
 
   document_collection docs_;

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include <eventsourced/engine/engine.hpp>
 #include <eventsourced/engine/query.hpp>
 #include <eventsourced/storage/diff.hpp>
 #include <eventsourced/storage/edit.hpp>
@@ -40,13 +41,18 @@ struct find_options {
 // Per-call options of the writing operations.
 struct write_options {
   std::optional<retry_options> retry{};  // nullopt: the store's retry options
+  // Members added to the metadata of every event the write records (correlation_id,
+  // causation_id, ...; see event/event.hpp). Must be an object or null.
+  json event_metadata{};
 };
 
-// The outcome of a write: the document after it (before it, for a delete) and what changed.
+// The outcome of a write: the document after it (before it, for a delete), what changed, and
+// the events recorded with it (empty when the store has no mapper or nothing was written).
 template <typename T>
 struct update_result {
   T document;
   eventsourced::diff diff;
+  std::vector<recorded_event> events{};
 };
 
 class document_collection {

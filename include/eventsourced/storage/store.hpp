@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -23,6 +24,7 @@
 
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/error.hpp>
+#include <eventsourced/event/mapper.hpp>
 #include <eventsourced/storage/cache.hpp>
 #include <eventsourced/storage/collection.hpp>
 #include <eventsourced/storage/retry.hpp>
@@ -40,6 +42,9 @@ struct store_options {
   std::shared_ptr<eventsourced::cache> cache{};
   // Largest accepted document, as serialized JSON. Larger writes throw invalid_argument_error.
   std::size_t max_document_bytes = 16 * 1024 * 1024;
+  // Turns each write into the events recorded in the same commit (event/mapper.hpp), e.g. a
+  // default_event_mapper. nullptr: writes record no events. Shared: it must outlive no one.
+  std::shared_ptr<const event_mapper> mapper{};
 };
 
 class store : public std::enable_shared_from_this<store> {
@@ -118,16 +123,30 @@ class store : public std::enable_shared_from_this<store> {
                      std::int64_t version) const;
   // Sets the id and version fields of a body about to be written at `version`.
   void stamp(json& body, std::string_view id, std::int64_t version) const;
-  // What commit_writes reports per write: the document after it (before it, for a delete) and
-  // the diff.
+  // What commit_writes reports per write: the document after it (before it, for a delete), the
+  // diff, and the events recorded for it.
   struct committed_write {
     json document;
     eventsourced::diff diff;
+    std::vector<recorded_event> events{};
   };
-  // Commits writes in one engine commit (size checks first), refreshes the cache, and reports
-  // each write. On conflict, drops the conflicting document from the cache and rethrows.
-  std::vector<committed_write> commit_writes(std::vector<pending_write> writes);
-  committed_write commit_write(pending_write write);
+  // Commits writes in one engine commit together with the events options_.mapper makes of them
+  // (size checks first), refreshes the cache, and reports each write. On conflict, drops the
+  // conflicting document from the cache and rethrows.
+  std::vector<committed_write> commit_writes(std::vector<pending_write> writes,
+                                             const write_options& options);
+  committed_write commit_write(pending_write write, const write_options& options);
+  // The events of the writes in `request`, as the engine's derived_appends: diffs each change
+  // at the version the engine gives it (into diffs[i]; into after[i] the stamped body when that
+  // version is not the predicted one), maps it with options_.mapper, and groups the events by
+  // stream; owner[k] is the write that produced the k-th event of the result.
+  std::vector<stream_append> map_changes(const commit_request& request,
+                                         std::span<const std::int64_t> versions,
+                                         const std::vector<pending_write>& writes,
+                                         const json& event_metadata,
+                                         std::vector<eventsourced::diff>& diffs,
+                                         std::vector<std::optional<json>>& after,
+                                         std::vector<std::size_t>& owner) const;
   void run_transaction(const std::function<void(transaction&)>& fn, const write_options& options);
   const retry_options& retry_for(const write_options& options) const {
     return options.retry ? *options.retry : options_.retry;
