@@ -1,4 +1,5 @@
-// The quick-start demo: typed documents on embedded SQLite, optimistic concurrency, diffs.
+// The quick-start demo: typed documents on embedded SQLite, optimistic concurrency, diffs, and
+// the events every write records in its own commit.
 //
 //   ./build/examples/quickstart [database-file]      (default: quickstart.db, recreated each run)
 #include <atomic>
@@ -45,7 +46,10 @@ int main(int argc, char** argv) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(file + suffix);
 
   try {
-    auto store = es::open("sqlite:" + file);
+    // With a mapper, every write records its events in the same commit as the document change.
+    es::store_options options;
+    options.mapper = std::make_shared<es::default_event_mapper>();
+    auto store = es::open("sqlite:" + file, options);
     auto players = store->collection<Player>("players");
     std::cout << std::boolalpha << "Opened embedded SQLite store '" << file << "'.\n";
 
@@ -55,13 +59,18 @@ int main(int argc, char** argv) {
     std::cout << "   is_new=" << created.diff.is_new << "\n";
 
     step("2. Update it: the edit runs on the stored document, the write is version-checked");
-    auto [player, diff] = players.find_one_and_update("p1", [](Player p) {
+    auto [player, diff, events] = players.find_one_and_update("p1", [](Player p) {
       p.gold += 50;
       return p;
     });
     show(player);
     std::cout << "   JSON Patch  (RFC 6902): " << diff.json_patch.dump() << "\n"
               << "   Merge Patch (RFC 7396): " << diff.merge_patch.dump() << "\n";
+    for (const es::event& e : events) {
+      std::cout << "   event '" << e.type << "' at log position " << e.position << ", version "
+                << e.stream_version << " of stream " << e.stream.type << "/" << e.stream.id
+                << ", recorded in the same commit\n";
+    }
 
     step("3. Four threads add 1 gold 250 times each, at the same time");
     std::atomic<int> edits_run{0};
@@ -139,6 +148,11 @@ int main(int argc, char** argv) {
     } catch (const es::invalid_argument_error& e) {
       std::cout << "   invalid_argument_error: " << e.what() << "\n";
     }
+    step("8. The event log: one event per committed write, none for the refused ones");
+    const auto log = store->engine().read_all(0, 100'000);
+    std::cout << "   " << log.size() << " events; the last: '" << log.back().type << "' "
+              << log.back().data["merge_patch"].dump() << "\n";
+
     std::cout << "\nDone. The data is in '" << file << "'.\n";
     return 0;
   } catch (const es::error& e) {

@@ -93,12 +93,6 @@ void dump_for_storage(const json& value, std::string& out, const What& what) {
   }
 }
 
-std::string dump_for_storage(const json& value, const std::string& what) {
-  std::string out;
-  dump_for_storage(value, out, what);
-  return out;
-}
-
 std::int64_t clamp_to_int64(std::size_t n) {
   constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
   return static_cast<std::int64_t>(std::min(n, kMax));
@@ -506,15 +500,19 @@ class sqlite_engine final : public engine {
   // Checks one append's expected version and records its events inside the commit transaction.
   void append(const stream_append& a, std::chrono::sys_time<std::chrono::microseconds> now,
               std::vector<recorded_event>& recorded) {
-    const std::string what = "stream " + in_quotes(a.stream.type) + " id " + in_quotes(a.stream.id);
-    const std::string operation = "commit an append to " + what;
+    // Message strings are built only if an error is thrown.
+    const auto what = [&] {
+      return "stream " + in_quotes(a.stream.type) + " id " + in_quotes(a.stream.id);
+    };
+    const auto operation_text = [&] { return "commit an append to " + what(); };
+    const operation_name operation(operation_text);
     std::int64_t current = 0;
     {
       // Served by the (stream_type, stream_id, stream_version) unique index.
-      statement s(*writer_,
-                  "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_type = ?1 AND "
-                  "stream_id = ?2",
-                  operation);
+      static const std::string kSelect =
+          "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_type = ?1 AND "
+          "stream_id = ?2";
+      statement s(*writer_, kSelect, operation);
       s.bind(1, a.stream.type);
       s.bind(2, a.stream.id);
       s.step();
@@ -524,21 +522,24 @@ class sqlite_engine final : public engine {
       throw conflict_error(conflict_target::stream, a.stream.type, a.stream.id, *a.expected_version,
                            current);
     }
+    static const std::string kInsert =
+        "INSERT INTO events (event_id, stream_type, stream_id, stream_version, "
+        "type, timestamp_us, data, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    const auto timestamp_us = static_cast<std::int64_t>(now.time_since_epoch().count());
     for (const new_event& e : a.events) {
-      statement insert(
-          *writer_,
-          "INSERT INTO events (event_id, stream_type, stream_id, stream_version, "
-          "type, timestamp_us, data, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-          operation);
-      const std::string event_what = "event " + in_quotes(e.id) + " of " + what;
+      statement insert(*writer_, kInsert, operation);
+      const auto event_what = [&] { return "event " + in_quotes(e.id) + " of " + what(); };
       insert.bind(1, e.id);
       insert.bind(2, a.stream.type);
       insert.bind(3, a.stream.id);
       insert.bind(4, ++current);
       insert.bind(5, e.type);
-      insert.bind(6, static_cast<std::int64_t>(now.time_since_epoch().count()));
-      insert.bind(7, dump_for_storage(e.data, "the data of " + event_what));
-      insert.bind(8, dump_for_storage(e.metadata, "the metadata of " + event_what));
+      insert.bind(6, timestamp_us);
+      dump_for_storage(e.data, event_text_, [&] { return "the data of " + event_what(); });
+      insert.bind_static(7, event_text_);
+      dump_for_storage(e.metadata, metadata_text_,
+                       [&] { return "the metadata of " + event_what(); });
+      insert.bind_static(8, metadata_text_);
       const int rc = insert.step_code();
       if (rc == SQLITE_CONSTRAINT_UNIQUE &&
           std::string_view(sqlite3_errmsg(writer_->handle())).find("events.event_id") !=
@@ -550,6 +551,9 @@ class sqlite_engine final : public engine {
                                         sqlite3_last_insert_rowid(writer_->handle()), now, e.data,
                                         e.metadata});
     }
+    for (std::string* text : {&event_text_, &metadata_text_}) {
+      if (text->capacity() > kMaxKeptBufferBytes) std::string().swap(*text);
+    }
   }
 
   const sqlite_options options_;
@@ -560,6 +564,9 @@ class sqlite_engine final : public engine {
   std::unique_ptr<connection> writer_;  // GUARDED_BY(writer_mutex_)
   // GUARDED_BY(writer_mutex_): the JSON text of the put being written, bound without a copy.
   std::string body_text_;
+  // GUARDED_BY(writer_mutex_): the JSON text of the event data and metadata being appended.
+  std::string event_text_;
+  std::string metadata_text_;
   std::unique_ptr<reader_pool> readers_;  // null for ":memory:"; set once, internally locked
 
   std::mutex notify_mutex_;
