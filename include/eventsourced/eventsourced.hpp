@@ -7,6 +7,8 @@
 #include <eventsourced/engine/query.hpp>
 #include <eventsourced/engine/sqlite.hpp>
 #include <eventsourced/error.hpp>
+#include <eventsourced/event/event.hpp>
+#include <eventsourced/event/serializer.hpp>
 #include <eventsourced/storage/cache.hpp>
 #include <eventsourced/storage/collection.hpp>
 #include <eventsourced/storage/diff.hpp>
