@@ -9,6 +9,7 @@
 #include <eventsourced/error.hpp>
 #include <eventsourced/event/event.hpp>
 #include <eventsourced/event/serializer.hpp>
+#include <eventsourced/event/type_registry.hpp>
 #include <eventsourced/storage/cache.hpp>
 #include <eventsourced/storage/collection.hpp>
 #include <eventsourced/storage/diff.hpp>
