@@ -7,7 +7,9 @@
 #include <eventsourced/engine/query.hpp>
 #include <eventsourced/engine/sqlite.hpp>
 #include <eventsourced/error.hpp>
+#include <eventsourced/event/bus.hpp>
 #include <eventsourced/event/event.hpp>
+#include <eventsourced/event/memory_bus.hpp>
 #include <eventsourced/event/serializer.hpp>
 #include <eventsourced/event/type_registry.hpp>
 #include <eventsourced/storage/cache.hpp>
