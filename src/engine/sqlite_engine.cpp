@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS documents (
   PRIMARY KEY (collection, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
-  position INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: never reused, even after a purge
+  -- The rowid: max + 1 on insert. Events are never deleted, so a position is never reused; no
+  -- AUTOINCREMENT, whose sqlite_sequence row would add a page write to every commit.
+  position INTEGER PRIMARY KEY,
   event_id TEXT NOT NULL UNIQUE,
   stream_type TEXT NOT NULL,
   stream_id TEXT NOT NULL,
@@ -215,7 +217,7 @@ class sqlite_engine final : public engine {
     {
       // Invariant 3 (one ordered log) rests on this lock and BEGIN IMMEDIATE: commits are
       // serialised in-process by writer_mutex_ and across processes by SQLite's write lock,
-      // taken before anything is read. So AUTOINCREMENT hands out positions in commit order,
+      // taken before anything is read. So the rowid (max + 1) hands out positions in commit order,
       // and a reader's snapshot (WAL) always holds a prefix of the log: a reader that has
       // seen position P can never later see a new event below P.
       std::lock_guard lock(writer_mutex_);
@@ -237,7 +239,7 @@ class sqlite_engine final : public engine {
       }
       result.events.reserve(event_count);
       for (const stream_append& a : request.appends) append(a, now, result.events);
-      for (const stream_append& a : derived) append(a, now, result.events);
+      for (stream_append& a : derived) append(a, now, result.events);
       tx.commit();
     }
     if (!result.events.empty()) {
@@ -498,7 +500,10 @@ class sqlite_engine final : public engine {
   }
 
   // Checks one append's expected version and records its events inside the commit transaction.
-  void append(const stream_append& a, std::chrono::sys_time<std::chrono::microseconds> now,
+  // A non-const append (derived_appends' result, the engine's own) gives its events' contents to
+  // the recorded events instead of copying them.
+  template <typename Append>
+  void append(Append& a, std::chrono::sys_time<std::chrono::microseconds> now,
               std::vector<recorded_event>& recorded) {
     // Message strings are built only if an error is thrown.
     const auto what = [&] {
@@ -526,7 +531,7 @@ class sqlite_engine final : public engine {
         "INSERT INTO events (event_id, stream_type, stream_id, stream_version, "
         "type, timestamp_us, data, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     const auto timestamp_us = static_cast<std::int64_t>(now.time_since_epoch().count());
-    for (const new_event& e : a.events) {
+    for (auto& e : a.events) {
       statement insert(*writer_, kInsert, operation);
       const auto event_what = [&] { return "event " + in_quotes(e.id) + " of " + what(); };
       insert.bind(1, e.id);
@@ -547,9 +552,14 @@ class sqlite_engine final : public engine {
         throw invalid_argument_error("event id " + in_quotes(e.id) + " is already in the log");
       }
       if (rc != SQLITE_DONE) insert.fail(rc);
-      recorded.push_back(recorded_event{e.id, e.type, a.stream, current,
-                                        sqlite3_last_insert_rowid(writer_->handle()), now, e.data,
-                                        e.metadata});
+      const std::int64_t position = sqlite3_last_insert_rowid(writer_->handle());
+      if constexpr (std::is_const_v<Append>) {
+        recorded.push_back(
+            recorded_event{e.id, e.type, a.stream, current, position, now, e.data, e.metadata});
+      } else {
+        recorded.push_back(recorded_event{std::move(e.id), std::move(e.type), a.stream, current,
+                                          position, now, std::move(e.data), std::move(e.metadata)});
+      }
     }
     for (std::string* text : {&event_text_, &metadata_text_}) {
       if (text->capacity() > kMaxKeptBufferBytes) std::string().swap(*text);
