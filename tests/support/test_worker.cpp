@@ -14,6 +14,10 @@
 //     Opens a store at <uri> with the default event mapper and, until killed, makes random writes
 //     (update_one, delete_one, find_one_and_upsert, two-document transactions) to documents
 //     "docs/d0".."docs/d4": the parent checks that every version has exactly its event.
+//
+//   eventsourced_test_worker relay <uri> <name> <delivery-file> <until-position>
+//   eventsourced_test_worker project <uri> <name> <collection> rebuild-forever|catch-up
+//     The event layer's relay and projection under kill -9: see event_worker_commands.hpp.
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -21,6 +25,8 @@
 #include <string>
 
 #include <eventsourced/eventsourced.hpp>
+
+#include "event_worker_commands.hpp"
 
 namespace {
 
@@ -77,6 +83,17 @@ int store_write_forever(const std::string& uri, unsigned seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 6 && (std::string(argv[1]) == "relay" || std::string(argv[1]) == "project")) {
+    try {
+      if (std::string(argv[1]) == "relay") {
+        return eventsourced::testing::relay_to_file(argv[2], argv[3], argv[4], std::stoll(argv[5]));
+      }
+      return eventsourced::testing::project(argv[2], argv[3], argv[4], argv[5]);
+    } catch (const std::exception& e) {
+      std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (argc == 4 && std::string(argv[1]) == "store-write-forever") {
     try {
       return store_write_forever(argv[2], static_cast<unsigned>(std::stoul(argv[3])));
@@ -96,7 +113,10 @@ int main(int argc, char** argv) {
   if (argc != 6 || std::string(argv[1]) != "increment") {
     std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n"
               << "       " << argv[0] << " commit-forever <uri> <id>\n"
-              << "       " << argv[0] << " store-write-forever <uri> <seed>\n";
+              << "       " << argv[0] << " store-write-forever <uri> <seed>\n"
+              << "       " << argv[0] << " relay <uri> <name> <delivery-file> <until-position>\n"
+              << "       " << argv[0]
+              << " project <uri> <name> <collection> rebuild-forever|catch-up\n";
     return 2;
   }
   try {
