@@ -246,6 +246,35 @@ TEST_P(projection_test, staged_writes_are_seen_by_later_reads_of_the_same_batch)
   EXPECT_EQ(store->engine().get("mine", "b")->body["n"], 2);
 }
 
+TEST_P(projection_test, projects_the_events_of_store_writes_made_through_a_collection) {
+  eventsourced::store_options options;
+  options.mapper = std::make_shared<eventsourced::default_event_mapper>();
+  auto store = open_store(options);
+  auto players = store->documents("players");
+  players.find_one_and_upsert({{"id", "p1"}, {"gold", 10}});
+  players.find_one_and_upsert({{"id", "p2"}, {"gold", 5}});
+  players.update_one("p1", {{"$inc", {{"gold", 7}}}});
+  players.delete_one("p2");
+  // Writes per document, from the "document" metadata the store records.
+  projection writes_per_player{
+      "writes-per-player", {"player_writes"}, [](const event& e, read_model& rm) {
+        const auto doc = eventsourced::document_of(e);
+        if (!doc || doc->collection != "players") return;
+        json row = rm.get("player_writes", doc->id).value_or(json{{"writes", 0}});
+        row["writes"] = row["writes"].get<int>() + 1;
+        row["last_type"] = e.type;
+        rm.put("player_writes", doc->id, row);
+      }};
+  projection_runner runner(store, writes_per_player, small());
+  run_to_head(runner);
+  auto rows = store->documents("player_writes");
+  EXPECT_EQ(rows.find_one("p1").value()["writes"], 2);
+  EXPECT_EQ(rows.find_one("p1").value()["last_type"], "players.updated");
+  EXPECT_EQ(rows.find_one("p2").value()["writes"], 2);
+  EXPECT_EQ(rows.find_one("p2").value()["last_type"], "players.deleted");
+  EXPECT_EQ(store->engine().read_all(0, 100).size(), 4u) << "projection writes record no events";
+}
+
 TEST_P(projection_test, bad_definitions_and_options_are_refused) {
   auto store = open_store();
   auto ok = counting_projection("counts", "counts");

@@ -236,6 +236,28 @@ TEST_P(relay_test, a_closed_bus_stops_the_relay_with_store_closed) {
                eventsourced::store_closed_error);
 }
 
+TEST_P(relay_test, publishes_the_events_of_store_writes_made_through_a_collection) {
+  eventsourced::store_options options;
+  options.mapper = std::make_shared<eventsourced::default_event_mapper>();
+  auto store = open_store(options);
+  delivered_events delivered;
+  outbox_relay relay(event_log(store), recording_bus(delivered), quick());
+  relay.start();
+  auto players = store->documents("players");
+  players.find_one_and_upsert({{"id", "p1"}, {"gold", 1}});
+  const auto result = players.update_one("p1", {{"$inc", {{"gold", 2}}}});
+  ASSERT_FALSE(result.events.empty());
+  ASSERT_TRUE(relay.wait_until_published(result.events.back().position, 60s));
+  const auto got = delivered.snapshot();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].type, "players.created");
+  EXPECT_EQ(got[1].type, "players.updated");
+  EXPECT_EQ(got[1].id, result.events.back().id);
+  const auto doc = eventsourced::document_of(got[1]);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(*doc, (eventsourced::document_ref{"players", "p1", 2}));
+}
+
 TEST_P(relay_test, bad_options_are_refused) {
   auto store = open_store();
   auto bus = std::make_shared<flaky_bus>(0);
