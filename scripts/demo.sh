@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
   -DEVENTSOURCED_BUILD_TESTS=OFF -DEVENTSOURCED_BUILD_BENCH=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target quickstart
+cmake --build build -j"$(nproc)" --target quickstart user_management
 cd build && ./examples/quickstart
+echo
+echo "== The seeds' user-management flow: mapper, relay, handlers (examples/user_management.cpp)"
+./examples/user_management

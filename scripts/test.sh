@@ -5,7 +5,7 @@
 #   build-test   RelWithDebInfo, every test (engine conformance, storage, multi-process, the
 #                find_package consumer test)
 #   build-asan   AddressSanitizer + UndefinedBehaviorSanitizer, every test
-#   build-tsan   ThreadSanitizer, the concurrency tests
+#   build-tsan   ThreadSanitizer, the concurrency, bus, relay, subscription and projection tests
 # Set EVENTSOURCED_TEST_QUICK=1 to run only the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,6 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_build build-asan -E consumer_find_package -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=address_undefined -DEVENTSOURCED_BUILD_EXAMPLES=OFF
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  run_build build-tsan -R 'concurren|conformance|transaction|cache' -- -DCMAKE_BUILD_TYPE=Debug \
+  run_build build-tsan -R 'concurren|conformance|transaction|cache|bus|relay|subscription|projection|watch|store_events|event_sourced' -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=thread -DEVENTSOURCED_BUILD_EXAMPLES=OFF
 echo "=== all test builds passed"
