@@ -145,7 +145,8 @@ std::vector<stream_append> store::map_changes(const commit_request& request,
                                               std::vector<std::optional<json>>& after,
                                               std::vector<std::size_t>& owner) const {
   // The engine calls this once per commit attempt; start clean in case it ever calls it again.
-  diffs.assign(request.writes.size(), diff{});
+  diffs.clear();
+  diffs.reserve(request.writes.size());
   after.assign(request.writes.size(), std::nullopt);
   std::vector<stream_append> appends;
   std::vector<std::vector<std::size_t>> owners;  // per append, the write of each event
@@ -154,7 +155,7 @@ std::vector<stream_append> store::map_changes(const commit_request& request,
     const document_write& w = request.writes[i];
     const std::int64_t version = versions[i];
     if (w.op == write_op::check) {
-      diffs[i].version = version;
+      diffs.emplace_back().version = version;
       continue;  // a read validated at commit changes nothing: no event
     }
     const json* body = &kNull;
@@ -167,18 +168,21 @@ std::vector<stream_append> store::map_changes(const commit_request& request,
         body = &*after[i];
       }
     }
-    diffs[i] = make_diff(writes[i].before, *body, version);
+    const diff& d = diffs.emplace_back(make_diff(writes[i].before, *body, version));
     if (w.collection.starts_with(kReservedPrefix)) continue;  // the library's bookkeeping
     std::vector<mapped_event> mapped = options_.mapper->map(
-        document_change{w.collection, w.id, writes[i].before, *body, diffs[i], event_metadata});
+        document_change{w.collection, w.id, writes[i].before, *body, d, event_metadata});
     for (mapped_event& m : mapped) {
       new_event& e = m.event;
       if (e.id.empty()) e.id = make_event_id();
       if (e.metadata.is_null()) e.metadata = json::object();
       if (e.metadata.is_object()) {  // anything else fails the commit's validation
         if (!e.metadata.contains(kDocumentKey)) {
-          e.metadata[kDocumentKey] = {
-              {"collection", w.collection}, {"id", w.id}, {"version", version}};
+          json document = json::object();
+          document.emplace("collection", w.collection);
+          document.emplace("id", w.id);
+          document.emplace("version", version);
+          e.metadata.emplace(kDocumentKey, std::move(document));
         }
         add_members(e.metadata, event_metadata);
       }
