@@ -41,31 +41,12 @@ collection_event_types default_event_mapper::event_types_for(std::string_view co
 }
 
 mapped_event default_event_mapper::default_event(const document_change& change) const {
-  // Runs inside every commit: builds only the two names it needs, not all of event_types_for().
-  struct kind {
-    std::string collection_event_types::*registered;
-    std::string_view name;
-  };
+  collection_event_types types = event_types_for(change.collection);
   const diff& d = change.diff;
-  const kind k = d.is_new       ? kind{&collection_event_types::created, "created"}
-                 : d.is_deleted ? kind{&collection_event_types::deleted, "deleted"}
-                                : kind{&collection_event_types::updated, "updated"};
-  std::string type;
-  std::string aggregate_type;
-  {
-    std::shared_lock lock(mutex_);
-    if (const auto it = registered_.find(change.collection); it != registered_.end()) {
-      type = it->second.*k.registered;
-      aggregate_type = it->second.aggregate_type;
-    }
-  }
-  if (type.empty()) type = default_type(change.collection, k.name);
-  if (aggregate_type.empty()) aggregate_type = change.collection;
-  json data = json::object();
-  data.emplace("version", d.version);
-  data.emplace("json_patch", d.json_patch);
-  data.emplace("merge_patch", d.merge_patch);
-  return {stream_ref{std::move(aggregate_type), std::string(change.id)},
+  std::string& type = d.is_new ? types.created : d.is_deleted ? types.deleted : types.updated;
+  json data = {
+      {"version", d.version}, {"json_patch", d.json_patch}, {"merge_patch", d.merge_patch}};
+  return {stream_ref{std::move(types.aggregate_type), std::string(change.id)},
           new_event{std::string(), std::move(type), std::move(data), nullptr}};
 }
 
