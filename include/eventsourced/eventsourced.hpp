@@ -1,6 +1,10 @@
 // eventsourced: event-sourced document storage. The whole public API of eventsourced::core.
 #pragma once
 
+#include <eventsourced/aggregate/aggregate.hpp>
+#include <eventsourced/aggregate/repository.hpp>
+#include <eventsourced/command/command.hpp>
+#include <eventsourced/command/dispatcher.hpp>
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/engine/memory.hpp>
 #include <eventsourced/engine/open.hpp>

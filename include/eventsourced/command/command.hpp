@@ -1,0 +1,67 @@
+// Commands: requests to change one aggregate, handled by exactly one handler
+// (command/dispatcher.hpp).
+//
+// A command carries its type (which handler runs), the id of the aggregate it targets, a JSON
+// payload, its own unique id (a fresh make_event_id() by default; handlers use it as the
+// causation id of the events they record) and metadata (an object or null; "correlation_id"
+// as in event/event.hpp).
+//
+// \par Thread safety
+// Commands are values. Handlers are called from the thread that dispatches; a handler object
+// registered once may be called from several threads at once and must allow that.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+
+#include <eventsourced/engine/engine.hpp>
+#include <eventsourced/error.hpp>
+#include <eventsourced/event/event.hpp>
+
+namespace eventsourced {
+
+struct command {
+  std::string type{};
+  std::string aggregate_id{};
+  json payload{};
+  std::string id = make_event_id();
+  json metadata{};  // object or null
+
+  // The payload converted to T (nlohmann from_json). Throws serialization_error when it does not
+  // convert.
+  template <class T>
+  T payload_as() const {
+    try {
+      return payload.get<T>();
+    } catch (const json::exception& e) {
+      throw serialization_error("eventsourced: payload of command " + type +
+                                " does not convert: " + e.what());
+    }
+  }
+};
+
+// A command with a fresh id.
+inline command make_command(std::string type, std::string aggregate_id, json payload = nullptr,
+                            json metadata = nullptr) {
+  return command{.type = std::move(type),
+                 .aggregate_id = std::move(aggregate_id),
+                 .payload = std::move(payload),
+                 .metadata = std::move(metadata)};
+}
+
+// The metadata events caused by c should carry: correlation_id (c's, or c.id when c has none) and
+// causation_id = c.id. Pass it to repository::save.
+json causation_metadata(const command& c);
+
+// Handles the commands of one type. What it throws, dispatch() throws unchanged.
+class command_handler {
+ public:
+  virtual ~command_handler() = default;
+  virtual void handle(const command& c) = 0;
+};
+
+// A handler from a callable.
+using command_handler_function = std::function<void(const command&)>;
+
+}  // namespace eventsourced

@@ -1,0 +1,97 @@
+#include <eventsourced/command/dispatcher.hpp>
+
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace eventsourced {
+
+json causation_metadata(const command& c) {
+  json metadata = json::object();
+  if (c.metadata.is_object()) {
+    if (auto it = c.metadata.find(kCorrelationIdKey); it != c.metadata.end() && it->is_string()) {
+      metadata[std::string(kCorrelationIdKey)] = *it;
+    }
+  }
+  if (!metadata.contains(kCorrelationIdKey)) metadata[std::string(kCorrelationIdKey)] = c.id;
+  metadata[std::string(kCausationIdKey)] = c.id;
+  return metadata;
+}
+
+namespace {
+
+class function_handler final : public command_handler {
+ public:
+  explicit function_handler(command_handler_function f) : f_(std::move(f)) {}
+  void handle(const command& c) override { f_(c); }
+
+ private:
+  command_handler_function f_;
+};
+
+void run_chain(const std::vector<dispatcher::middleware>& chain, std::size_t index,
+               command_handler& handler, const command& c) {
+  if (index == chain.size()) {
+    handler.handle(c);
+    return;
+  }
+  chain[index](c, [&chain, index, &handler](const command& next_command) {
+    run_chain(chain, index + 1, handler, next_command);
+  });
+}
+
+}  // namespace
+
+void dispatcher::register_handler(std::string command_type,
+                                  std::shared_ptr<command_handler> handler) {
+  if (command_type.empty()) {
+    throw invalid_argument_error("eventsourced: empty command type in register_handler");
+  }
+  if (!handler) {
+    throw invalid_argument_error("eventsourced: null handler for command type " + command_type);
+  }
+  std::unique_lock lock(mutex_);
+  auto [it, inserted] = handlers_.try_emplace(std::move(command_type), std::move(handler));
+  if (!inserted) {
+    throw invalid_argument_error("eventsourced: command type " + it->first +
+                                 " already has a handler");
+  }
+}
+
+void dispatcher::register_handler(std::string command_type, command_handler_function handler) {
+  if (!handler) {
+    throw invalid_argument_error("eventsourced: null handler for command type " + command_type);
+  }
+  register_handler(std::move(command_type), std::make_shared<function_handler>(std::move(handler)));
+}
+
+void dispatcher::use(middleware m) {
+  if (!m) throw invalid_argument_error("eventsourced: null middleware");
+  std::unique_lock lock(mutex_);
+  auto chain = std::make_shared<std::vector<middleware>>(*chain_);
+  chain->push_back(std::move(m));
+  chain_ = std::move(chain);
+}
+
+bool dispatcher::has_handler(std::string_view command_type) const {
+  std::shared_lock lock(mutex_);
+  return handlers_.find(command_type) != handlers_.end();
+}
+
+void dispatcher::dispatch(const command& c) const {
+  std::shared_ptr<command_handler> handler;
+  std::shared_ptr<const std::vector<middleware>> chain;
+  {
+    std::shared_lock lock(mutex_);
+    auto it = handlers_.find(c.type);
+    if (it == handlers_.end()) {
+      throw invalid_argument_error("eventsourced: no handler for command type \"" + c.type + "\"");
+    }
+    handler = it->second;
+    chain = chain_;
+  }
+  run_chain(*chain, 0, *handler, c);
+}
+
+}  // namespace eventsourced
