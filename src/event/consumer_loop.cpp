@@ -148,14 +148,18 @@ background_thread::~background_thread() {
     // Destroyed by its own thread's handler: joining would deadlock. The thread sees the stop
     // when the handler returns and ends on its own; its body owns what it still touches.
     current_stop->request_stop();
+    current_owner = nullptr;  // this address may soon belong to another consumer
     std::lock_guard lock(mutex_);
-    thread_.detach();
+    if (thread_.joinable()) thread_.detach();
     return;
   }
   stop();
 }
 
 bool background_thread::start(std::function<void(std::stop_token)> body) {
+  if (on_this_thread()) return false;  // running, by definition
+  // After a stop() in progress on another thread: never two bodies at once.
+  std::lock_guard stopping(stop_mutex_);
   std::lock_guard lock(mutex_);
   if (thread_.joinable()) {
     if (!finished_->load()) return false;
@@ -180,15 +184,22 @@ void background_thread::stop() noexcept {
     current_stop->request_stop();
     return;
   }
-  std::lock_guard lock(mutex_);  // held while joining: a concurrent stop() returns after the end
-  if (!thread_.joinable()) return;
-  stop_.request_stop();
-  thread_.join();
+  // stop_mutex_, held while joining, makes a concurrent stop() return after the end too; mutex_
+  // is not held while joining, so the thread itself may still call running() or start().
+  std::lock_guard stopping(stop_mutex_);
+  std::thread thread;
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return;
+    stop_.request_stop();
+    thread = std::move(thread_);
+  }
+  thread.join();
 }
 
 bool background_thread::running() const {
   std::lock_guard lock(mutex_);
-  return thread_.joinable() && !finished_->load();
+  return !finished_->load();  // finished_ starts true and is replaced only by start()
 }
 
 bool background_thread::on_this_thread() const noexcept {

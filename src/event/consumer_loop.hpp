@@ -99,6 +99,7 @@ class background_thread {
   bool on_this_thread() const noexcept;
 
  private:
+  std::mutex stop_mutex_;  // held by stop() while joining, and by start()
   mutable std::mutex mutex_;
   std::thread thread_;     // GUARDED_BY(mutex_)
   std::stop_source stop_;  // GUARDED_BY(mutex_); the running thread holds a copy

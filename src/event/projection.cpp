@@ -169,7 +169,7 @@ struct projection_runner::state {
     cp = load_checkpoint(log.engine(), definition.name);
     loaded = true;
     cp.rebuilding = true;  // carried by the first chunk's commit
-    clear_read_model();
+    clear_read_model_or_reload();
   }
 
   void load() {
@@ -177,7 +177,19 @@ struct projection_runner::state {
     cp = load_checkpoint(log.engine(), definition.name);
     loaded = true;
     done.advance(cp.position);
-    if (cp.rebuilding) clear_read_model();  // a rebuild was interrupted: finish it first
+    if (cp.rebuilding) clear_read_model_or_reload();  // an interrupted rebuild: finish it first
+  }
+
+  // clear_read_model(), and when it fails part-way (a find() or a chunk's commit), forgets the
+  // loaded checkpoint: the next batch reloads it — still marked "rebuilding" once a chunk
+  // committed — and finishes the deletes before applying any event.
+  void clear_read_model_or_reload() {
+    try {
+      clear_read_model();
+    } catch (...) {
+      loaded = false;
+      throw;
+    }
   }
 
   void clear_read_model() {

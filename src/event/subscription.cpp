@@ -45,6 +45,8 @@ struct catch_up_subscription::state {
         const auto failure = std::current_exception();
         try {
           record();
+        } catch (const conflict_error&) {
+          throw;         // another consumer took this checkpoint: that ends the subscription
         } catch (...) {  // the handler's failure is the one to report; record() reloads later
         }
         throw delivery_failure{failure};

@@ -135,6 +135,67 @@ TEST_P(projection_test, an_interrupted_rebuild_is_finished_before_any_event_is_a
   expect_counts_match_the_log(store->engine(), "counts");
 }
 
+// Forwards to another engine, except that the find() calls after the first `finds_allowed`
+// throw engine_unavailable_error (a transient failure), until disarmed. close() leaves the other
+// engine open: its own store closes it.
+class failing_find_engine final : public eventsourced::engine {
+ public:
+  explicit failing_find_engine(eventsourced::engine& target) : target_(target) {}
+  std::atomic<int> finds_allowed{1'000'000};
+
+  std::optional<eventsourced::stored_document> get(std::string_view c,
+                                                   std::string_view id) override {
+    return target_.get(c, id);
+  }
+  std::vector<eventsourced::stored_document> find(std::string_view c,
+                                                  const eventsourced::query& q) override {
+    if (finds_allowed.fetch_sub(1) <= 0) {
+      throw eventsourced::engine_unavailable_error("injected: find failed");
+    }
+    return target_.find(c, q);
+  }
+  eventsourced::commit_result commit(const eventsourced::commit_request& r) override {
+    return target_.commit(r);
+  }
+  std::vector<event> read_stream(const eventsourced::stream_ref& s, std::int64_t from,
+                                 std::size_t max) override {
+    return target_.read_stream(s, from, max);
+  }
+  std::vector<event> read_all(std::int64_t after, std::size_t max) override {
+    return target_.read_all(after, max);
+  }
+  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
+    return target_.wait_for(position, timeout);
+  }
+  void close() override {}
+
+ private:
+  eventsourced::engine& target_;
+};
+
+TEST_P(projection_test, a_rebuild_that_fails_part_way_is_finished_before_any_event_is_applied) {
+  auto base = open_store();
+  append_events(base->engine(), 20, 9);
+  auto faulty = std::make_unique<failing_find_engine>(base->engine());
+  failing_find_engine& faults = *faulty;
+  auto store = eventsourced::store::wrap(std::move(faulty));
+  projection_runner runner(store, counting_projection("counts", "counts"), small());
+  run_to_head(runner);
+  const auto fresh = contents(base->engine(), "counts");
+  ASSERT_GT(fresh.size(), 8u) << "the read model must span several rebuild chunks";
+
+  faults.finds_allowed = 1;  // the first chunk is found and committed, the second find fails
+  EXPECT_THROW(runner.rebuild(), eventsourced::engine_unavailable_error);
+  const auto cp = eventsourced::load_checkpoint(base->engine(), "counts");
+  EXPECT_TRUE(cp.rebuilding);
+  EXPECT_EQ(cp.position, 0);
+  faults.finds_allowed = 1'000'000;
+  run_to_head(runner);
+  EXPECT_EQ(contents(base->engine(), "counts"), fresh);
+  expect_counts_match_the_log(base->engine(), "counts");
+  store->close();
+}
+
 TEST_P(projection_test, on_its_thread_it_follows_live_commits) {
   auto store = open_store();
   append_events(store->engine(), 5, 5);

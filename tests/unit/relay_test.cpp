@@ -219,7 +219,11 @@ TEST_P(relay_test, stop_from_a_handler_on_the_relay_thread_ends_the_relay) {
   outbox_relay relay(event_log(store), bus, quick());
   relay_ptr = &relay;
   relay.start();
-  while (relay.running()) std::this_thread::sleep_for(1ms);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (relay.running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_FALSE(relay.running()) << "stop() from the relay's own thread did not end the relay";
   EXPECT_GE(calls.load(), 1);
   EXPECT_LE(calls.load(), 5) << "the relay went on after the batch in which it was stopped";
   EXPECT_EQ(relay.failure(), nullptr);

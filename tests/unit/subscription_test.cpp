@@ -200,8 +200,13 @@ TEST_P(subscription_test, destroying_it_while_a_handler_runs_waits_for_that_call
     std::unique_lock lock(mutex);
     cv.wait(lock, [&] { return in_handler; });
   }
-  std::thread destroyer([&] { s.reset(); });
-  std::this_thread::sleep_for(20ms);  // let the destructor start waiting (not asserted)
+  std::atomic<bool> destructor_returned{false};
+  std::thread destroyer([&] {
+    s.reset();
+    destructor_returned = true;
+  });
+  std::this_thread::sleep_for(20ms);  // the destructor is now waiting for the handler call
+  EXPECT_FALSE(destructor_returned) << "the destructor returned while a handler call was running";
   {
     std::lock_guard lock(mutex);
     release = true;
@@ -235,7 +240,11 @@ TEST_P(subscription_test, a_handler_may_destroy_its_own_subscription) {
     std::lock_guard lock(mutex);
     s->start();
   }
-  while (!destroyed) std::this_thread::sleep_for(1ms);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!destroyed && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(destroyed) << "the handler never destroyed its subscription";
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(calls.load(), 1) << "the call that destroyed the subscription was not the last";
 }

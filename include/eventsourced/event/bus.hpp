@@ -12,7 +12,9 @@
 // subscribe() returns a subscription handle; destroying the handle (or calling unsubscribe())
 // ends the subscription. After unsubscribe() returns, the handler is not running and will not be
 // called again, unless unsubscribe() is called from inside that handler (then it returns at once
-// and the current call is the last).
+// and no call starts after it; a bus that runs one handler on several threads at once — a
+// kAllEvents handler on an asynchronous bus with several workers — may still be finishing calls
+// on the other threads).
 #pragma once
 
 #include <functional>

@@ -12,6 +12,13 @@
 // checkpoint (relay.hpp), so publication is at least once, in log order, and survives crashes;
 // handlers deduplicate by event id. A write never fails because a bus does.
 //
+// "Published" means the bus accepted the event. A handler that throws is the bus's to handle:
+// the default in_memory_event_bus retries it (in_memory_bus_options::max_attempts, 1 by
+// default), then records it in dead_letters() and calls on_handler_failure — the relay does not
+// publish the event again. Pass your own bus (options.bus) to choose that policy; a handler that
+// must not miss an event it failed on should be a catch_up_subscription (subscription.hpp), which
+// retries the failed event until it succeeds.
+//
 // \par Thread safety
 // Safe to use from many threads at once, like the store and the bus it holds.
 //

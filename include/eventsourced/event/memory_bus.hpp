@@ -87,7 +87,7 @@ struct in_memory_bus_options {
   // Called with every reported failure, on the thread that ran the handler, after the failure
   // has been added to the dead letters; with several workers, possibly from several threads at
   // once. Exceptions it throws are swallowed (the failure is already recorded). Must not destroy
-  // the bus.
+  // or close() the bus (with synchronous dispatch, close() would wait for the publish it runs in).
   std::function<void(const handler_failure&)> on_handler_failure{};
   // The most failures dead_letters() keeps; older ones are dropped (and counted) first. 0 keeps
   // none (only on_handler_failure and the count then see failures).

@@ -10,7 +10,9 @@
 // Delivery is at least once: the checkpoint (when named) is saved after each batch, and after the
 // events a failing handler call had been preceded by, so a restart resumes after the last saved
 // checkpoint and hands the handler again only what came after it. Events arrive in global
-// position order, each exactly once per run; a handler that throws gets the same event again
+// position order, each once per run — except after a failed checkpoint save, when the
+// subscription resumes from the last saved checkpoint and the handler gets again the events that
+// save would have covered; a handler that throws gets the same event again
 // (after a backoff on the subscription's thread; on the next poll() in pull form), and is never
 // skipped past.
 //
