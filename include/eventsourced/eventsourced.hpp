@@ -3,6 +3,7 @@
 
 #include <eventsourced/aggregate/aggregate.hpp>
 #include <eventsourced/aggregate/repository.hpp>
+#include <eventsourced/command/aggregate_handler.hpp>
 #include <eventsourced/command/command.hpp>
 #include <eventsourced/command/dispatcher.hpp>
 #include <eventsourced/engine/engine.hpp>
@@ -23,6 +24,7 @@
 #include <eventsourced/event/serializer.hpp>
 #include <eventsourced/event/subscription.hpp>
 #include <eventsourced/event/type_registry.hpp>
+#include <eventsourced/event/upcaster.hpp>
 #include <eventsourced/event/watch.hpp>
 #include <eventsourced/storage/cache.hpp>
 #include <eventsourced/storage/collection.hpp>

@@ -37,6 +37,26 @@ void aggregate_root::on(std::string event_type, apply_handler handler) {
   }
 }
 
+void aggregate_root::restore(const json&) {
+  throw invalid_argument_error("eventsourced: aggregate " + stream_.type +
+                               " has no restore(): it cannot load a snapshot");
+}
+
+void aggregate_root::restore_snapshot(std::int64_t version, const json& state) {
+  if (version_ != 0 || !uncommitted_.empty()) {
+    throw invalid_argument_error("eventsourced: aggregate " + stream_.type + "/" + stream_.id +
+                                 " is at version " + std::to_string(version_) +
+                                 "; a snapshot restores only a fresh aggregate");
+  }
+  if (version < 1) {
+    throw invalid_argument_error("eventsourced: snapshot version must be at least 1, got " +
+                                 std::to_string(version));
+  }
+  restore(state);
+  version_ = version;
+  committed_version_ = version;
+}
+
 void aggregate_root::apply(const event& e) {
   if (!(e.stream == stream_)) {
     throw invalid_argument_error("eventsourced: event of stream " + e.stream.type + "/" +

@@ -24,20 +24,17 @@ namespace {
 class function_handler final : public command_handler {
  public:
   explicit function_handler(command_handler_function f) : f_(std::move(f)) {}
-  void handle(const command& c) override { f_(c); }
+  command_result handle(const command& c) override { return f_(c); }
 
  private:
   command_handler_function f_;
 };
 
-void run_chain(const std::vector<dispatcher::middleware>& chain, std::size_t index,
-               command_handler& handler, const command& c) {
-  if (index == chain.size()) {
-    handler.handle(c);
-    return;
-  }
-  chain[index](c, [&chain, index, &handler](const command& next_command) {
-    run_chain(chain, index + 1, handler, next_command);
+command_result run_chain(const std::vector<dispatcher::middleware>& chain, std::size_t index,
+                         command_handler& handler, const command& c) {
+  if (index == chain.size()) return handler.handle(c);
+  return chain[index](c, [&chain, index, &handler](const command& next_command) {
+    return run_chain(chain, index + 1, handler, next_command);
   });
 }
 
@@ -79,7 +76,7 @@ bool dispatcher::has_handler(std::string_view command_type) const {
   return handlers_.find(command_type) != handlers_.end();
 }
 
-void dispatcher::dispatch(const command& c) const {
+command_result dispatcher::dispatch(const command& c) const {
   std::shared_ptr<command_handler> handler;
   std::shared_ptr<const std::vector<middleware>> chain;
   {
@@ -91,7 +88,7 @@ void dispatcher::dispatch(const command& c) const {
     handler = it->second;
     chain = chain_;
   }
-  run_chain(*chain, 0, *handler, c);
+  return run_chain(*chain, 0, *handler, c);
 }
 
 }  // namespace eventsourced

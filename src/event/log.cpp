@@ -36,9 +36,12 @@ std::shared_ptr<engine> engine_of(std::shared_ptr<store> s) {
 
 }  // namespace
 
-event_log::event_log(std::shared_ptr<store> store) : engine_(engine_of(std::move(store))) {}
+event_log::event_log(std::shared_ptr<store> store)
+    : engine_(engine_of(store)), upcasters_(store->options().upcasters) {}
 
-event_log::event_log(std::shared_ptr<eventsourced::engine> engine) : engine_(std::move(engine)) {
+event_log::event_log(std::shared_ptr<eventsourced::engine> engine,
+                     std::shared_ptr<const upcaster_chain> upcasters)
+    : engine_(std::move(engine)), upcasters_(std::move(upcasters)) {
   if (!engine_) throw invalid_argument_error("eventsourced: event_log: the engine is null");
 }
 
@@ -52,7 +55,11 @@ std::vector<event> event_log::read_stream(const stream_ref& stream, std::int64_t
         std::to_string(from_version));
   }
   check_max(max);
-  return engine_->read_stream(stream, from_version, max);
+  std::vector<event> events = engine_->read_stream(stream, from_version, max);
+  if (upcasters_) {
+    for (event& e : events) upcasters_->upcast(e);
+  }
+  return events;
 }
 
 log_page event_log::read_all(std::int64_t after_position, std::size_t max) const {
@@ -60,6 +67,9 @@ log_page event_log::read_all(std::int64_t after_position, std::size_t max) const
   check_max(max);
   log_page page;
   page.events = engine_->read_all(after_position, max);
+  if (upcasters_) {
+    for (event& e : page.events) upcasters_->upcast(e);
+  }
   page.next_position = page.events.empty() ? after_position : page.events.back().position;
   page.full = page.events.size() >= max;
   return page;

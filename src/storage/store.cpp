@@ -186,6 +186,7 @@ std::vector<stream_append> store::map_changes(const commit_request& request,
         }
         add_members(e.metadata, event_metadata);
       }
+      if (options_.upcasters) options_.upcasters->stamp(e);
       auto it = std::find_if(appends.begin(), appends.end(),
                              [&](const stream_append& a) { return a.stream == m.stream; });
       if (it == appends.end()) {

@@ -43,7 +43,10 @@ class wallet final : public aggregate_root {
 
 class counting_handler final : public eventsourced::command_handler {
  public:
-  void handle(const command& c) override { seen.push_back(c.aggregate_id); }
+  eventsourced::command_result handle(const command& c) override {
+    seen.push_back(c.aggregate_id);
+    return {.command_id = c.id, .version = static_cast<std::int64_t>(seen.size())};
+  }
   std::vector<std::string> seen;
 };
 
@@ -74,8 +77,12 @@ TEST(command_dispatcher_test, routes_to_object_and_lambda_handlers) {
   d.register_handler("Rename", [&](const command& c) { lambda_seen.push_back(c.aggregate_id); });
   EXPECT_TRUE(d.has_handler("Earn"));
   EXPECT_FALSE(d.has_handler("Spend"));
-  d.dispatch(make_command("Earn", "w1"));
-  d.dispatch(make_command("Rename", "w2"));
+  command earn = make_command("Earn", "w1");
+  auto result = d.dispatch(earn);
+  EXPECT_EQ(result.command_id, earn.id);
+  EXPECT_EQ(result.version, 1);  // what the object handler returned
+  command rename = make_command("Rename", "w2");
+  EXPECT_EQ(d.dispatch(rename).command_id, rename.id);  // void lambda: the command id only
   EXPECT_EQ(object->seen, std::vector<std::string>{"w1"});
   EXPECT_EQ(lambda_seen, std::vector<std::string>{"w2"});
 }
@@ -99,7 +106,7 @@ TEST(command_dispatcher_test, an_unknown_type_fails_before_any_middleware) {
   int middleware_calls = 0;
   d.use([&](const command& c, const dispatcher::next_function& next) {
     ++middleware_calls;
-    next(c);
+    return next(c);
   });
   try {
     d.dispatch(make_command("Nobody", "x"));
@@ -118,14 +125,15 @@ TEST(command_dispatcher_test, middleware_runs_in_order_and_can_rewrite_or_stop) 
   });
   d.use([&](const command& c, const dispatcher::next_function& next) {
     trace.push_back("outer before");
-    next(c);
+    auto result = next(c);
     trace.push_back("outer after");
+    return result;
   });
   d.use([&](const command& c, const dispatcher::next_function& next) {
     if (c.payload.is_null()) throw invalid_argument_error("payload required");
     command enriched = c;
     enriched.metadata = {{"user", "ann"}};
-    next(enriched);
+    return next(enriched);
   });
   d.dispatch(make_command("Earn", "w1", json::object()));
   EXPECT_EQ(trace, (std::vector<std::string>{"outer before", "handler ann", "outer after"}));

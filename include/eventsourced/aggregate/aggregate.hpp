@@ -22,6 +22,13 @@
 // a new aggregate). committed_version() is the stream version the store had when the aggregate
 // was loaded or last saved: the expected version of the next save.
 //
+// Snapshots. An aggregate whose replay grows long overrides snapshot() and restore(): the
+// repository then stores its state every N events (repository_options::snapshot_every) and later
+// loads start from the latest snapshot and replay only the events after it. Snapshot and replay
+// must agree: restore(snapshot()) followed by the remaining events gives the same state as a full
+// replay (test it; aggregate_scenario helps). Bump snapshot_schema_version() when the shape of
+// snapshot() changes: snapshots of another schema version are ignored (the load replays fully).
+//
 // \par Thread safety
 // An aggregate_root is not safe to use from several threads at once; give each thread (or each
 // command) its own, loaded from the repository. aggregate_registry is safe from any thread.
@@ -37,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -80,6 +88,21 @@ class aggregate_root {
 
   // Whether a handler is registered for event_type.
   bool handles(std::string_view event_type) const;
+
+  // The aggregate's state as JSON, for a snapshot; nullopt (the default): this aggregate is never
+  // snapshotted. Must not depend on uncommitted-ness: the repository calls it right after a save.
+  virtual std::optional<json> snapshot() const { return std::nullopt; }
+  // Restores state from what snapshot() returned. Called on a fresh aggregate only (version 0).
+  // The default throws invalid_argument_error (an aggregate that snapshots must restore).
+  virtual void restore(const json& state);
+  // The schema of snapshot()'s JSON; snapshots written under another number are not used.
+  virtual std::int64_t snapshot_schema_version() const { return 1; }
+
+  // Restores a snapshot taken at `version`: calls restore(state), then sets version() and
+  // committed_version() to `version`. Throws invalid_argument_error unless the aggregate is fresh
+  // (version 0, nothing uncommitted) and version >= 1; what restore() throws (the aggregate must
+  // then be discarded).
+  void restore_snapshot(std::int64_t version, const json& state);
 
  protected:
   // Throws invalid_argument_error for an invalid type (validate_collection_name) or id

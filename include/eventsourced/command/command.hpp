@@ -11,9 +11,11 @@
 // registered once may be called from several threads at once and must allow that.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/error.hpp>
@@ -41,6 +43,20 @@ struct command {
   }
 };
 
+// What executing a command did.
+struct command_result {
+  std::string command_id{};
+  // The aggregate the command acted on and its version afterwards (empty for handlers that do
+  // not report one).
+  stream_ref aggregate{};
+  std::int64_t version = 0;
+  // The events the command caused, as recorded. For a duplicate they are read back from the log.
+  std::vector<recorded_event> events{};
+  // True when this command id had been executed before: nothing was executed or written now, and
+  // the rest of the result is the earlier outcome.
+  bool duplicate = false;
+};
+
 // A command with a fresh id.
 inline command make_command(std::string type, std::string aggregate_id, json payload = nullptr,
                             json metadata = nullptr) {
@@ -54,14 +70,16 @@ inline command make_command(std::string type, std::string aggregate_id, json pay
 // causation_id = c.id. Pass it to repository::save.
 json causation_metadata(const command& c);
 
-// Handles the commands of one type. What it throws, dispatch() throws unchanged.
+// Handles the commands of one type. What it throws, dispatch() throws unchanged; what it returns,
+// dispatch() returns.
 class command_handler {
  public:
   virtual ~command_handler() = default;
-  virtual void handle(const command& c) = 0;
+  virtual command_result handle(const command& c) = 0;
 };
 
-// A handler from a callable.
-using command_handler_function = std::function<void(const command&)>;
+// A handler from a callable returning command_result (dispatcher::register_handler also takes
+// callables returning void: their result is {.command_id = c.id}).
+using command_handler_function = std::function<command_result(const command&)>;
 
 }  // namespace eventsourced

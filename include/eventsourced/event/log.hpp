@@ -36,6 +36,7 @@
 
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/event/event.hpp>
+#include <eventsourced/event/upcaster.hpp>
 
 namespace eventsourced {
 
@@ -56,10 +57,13 @@ struct log_page {
 
 class event_log {
  public:
-  // Throws invalid_argument_error for a null store, store_closed_error for a closed one.
+  // Throws invalid_argument_error for a null store, store_closed_error for a closed one. Events
+  // are upcast through the store's options().upcasters when it has one.
   explicit event_log(std::shared_ptr<store> store);
-  // Throws invalid_argument_error for a null engine.
-  explicit event_log(std::shared_ptr<eventsourced::engine> engine);
+  // Throws invalid_argument_error for a null engine. Events are upcast through `upcasters` when
+  // it is not null (event/upcaster.hpp).
+  explicit event_log(std::shared_ptr<eventsourced::engine> engine,
+                     std::shared_ptr<const upcaster_chain> upcasters = nullptr);
 
   // Events of `stream` with stream_version >= from_version (versions start at 1), at most max, in
   // stream order. Throws invalid_argument_error for an invalid stream type or id, from_version < 1
@@ -86,9 +90,12 @@ class event_log {
   // The engine this log reads (for committing checkpoints with it).
   eventsourced::engine& engine() const noexcept { return *engine_; }
   const std::shared_ptr<eventsourced::engine>& shared_engine() const noexcept { return engine_; }
+  // The upcasters every read applies (null: none).
+  const std::shared_ptr<const upcaster_chain>& upcasters() const noexcept { return upcasters_; }
 
  private:
   std::shared_ptr<eventsourced::engine> engine_;
+  std::shared_ptr<const upcaster_chain> upcasters_;
 };
 
 }  // namespace eventsourced

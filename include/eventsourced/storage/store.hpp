@@ -25,6 +25,7 @@
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/error.hpp>
 #include <eventsourced/event/mapper.hpp>
+#include <eventsourced/event/upcaster.hpp>
 #include <eventsourced/storage/cache.hpp>
 #include <eventsourced/storage/collection.hpp>
 #include <eventsourced/storage/retry.hpp>
@@ -45,6 +46,10 @@ struct store_options {
   // Turns each write into the events recorded in the same commit (event/mapper.hpp), e.g. a
   // default_event_mapper. nullptr: writes record no events. Shared: it must outlive no one.
   std::shared_ptr<const event_mapper> mapper{};
+  // Event schema evolution (event/upcaster.hpp). When set, every event the mapper makes is
+  // stamped with its type's current schema version, and event_log(store) and repository(store)
+  // upcast every event they read through it. nullptr: events are read as stored.
+  std::shared_ptr<const upcaster_chain> upcasters{};
 };
 
 class store : public std::enable_shared_from_this<store> {
