@@ -70,17 +70,19 @@ std::string scenario::describe_recorded() const {
   return text;
 }
 
+std::string scenario::describe_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "a non-standard exception";
+  }
+}
+
 verdict scenario::then(const std::vector<expected_event>& expected) const {
   if (!ran_) return verdict::fail("then: when() was not called");
-  if (error_) {
-    try {
-      std::rethrow_exception(error_);
-    } catch (const std::exception& e) {
-      return verdict::fail(std::string("the command threw: ") + e.what());
-    } catch (...) {
-      return verdict::fail("the command threw a non-standard exception");
-    }
-  }
+  if (error_) return verdict::fail("the command threw: " + describe_error(error_));
   std::string expected_text = "expected:";
   if (expected.empty()) expected_text += " no events";
   for (const expected_event& e : expected) expected_text += "\n  " + describe(e);

@@ -55,7 +55,7 @@ using scratch_directory = eventsourced::testing::temporary_directory;
 
 // Forwards every call to an engine shared with other forwarders, so several store objects can
 // work on one memory engine the way several processes work on one SQLite file.
-class shared_engine final : public eventsourced::engine {
+class shared_engine : public eventsourced::engine {
  public:
   explicit shared_engine(std::shared_ptr<eventsourced::engine> target)
       : target_(std::move(target)) {}

@@ -91,9 +91,10 @@ class scenario {
   template <class E>
   verdict then_error(std::string_view message_part = {}) const {
     if (!ran_) return verdict::fail("then_error: when() was not called");
-    if (!error_)
+    if (!error_) {
       return verdict::fail("expected an exception, but the command succeeded; " +
                            describe_recorded());
+    }
     try {
       std::rethrow_exception(error_);
     } catch (const E& e) {
@@ -102,10 +103,9 @@ class scenario {
                              "\" does not contain \"" + std::string(message_part) + "\"");
       }
       return verdict::pass();
-    } catch (const std::exception& e) {
-      return verdict::fail(std::string("when() threw another exception: ") + e.what());
     } catch (...) {
-      return verdict::fail("when() threw a non-standard exception");
+      return verdict::fail("when() threw another exception: " +
+                           describe_error(std::current_exception()));
     }
   }
 
@@ -120,6 +120,7 @@ class scenario {
 
  private:
   std::string describe_recorded() const;
+  static std::string describe_error(std::exception_ptr error);
 
   std::unique_ptr<eventsourced::engine> engine_;
   std::unique_ptr<eventsourced::repository> repository_;
