@@ -219,14 +219,23 @@ command_result repository::save(aggregate_root& aggregate, const command& c) con
   } catch (const conflict_error&) {
     // Either the stream moved or this command was recorded meanwhile (a racing duplicate, whose
     // events may be what moved the stream): the record decides.
-    if (std::optional<command_result> earlier = find_command(c.id)) return std::move(*earlier);
+    if (std::optional<command_result> earlier = lookup_command(c.id, true)) {
+      return std::move(*earlier);
+    }
     throw;
   }
 }
 
 std::optional<command_result> repository::find_command(std::string_view command_id) const {
+  return lookup_command(command_id, false);
+}
+
+std::optional<command_result> repository::lookup_command(std::string_view command_id,
+                                                         bool for_update) const {
   validate_id(command_id, "command id");
-  std::optional<stored_document> doc = engine_->get_for_update(kCommandsCollection, command_id);
+  std::optional<stored_document> doc =
+      for_update ? engine_->get_for_update(kCommandsCollection, command_id)
+                 : engine_->get(kCommandsCollection, command_id);
   if (!doc) return std::nullopt;
   command_result result;
   try {

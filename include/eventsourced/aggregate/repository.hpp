@@ -139,8 +139,9 @@ class repository {
   // the stream moved (and the command was not recorded meanwhile), and what the engine throws.
   command_result save(aggregate_root& aggregate, const command& c) const;
 
-  // The recorded outcome of command id, or nullopt when no save recorded it. Reads through
-  // engine::get_for_update (sees commits that raced with the caller's). Throws
+  // The recorded outcome of command id (duplicate = true, its events read back), or nullopt when
+  // no save recorded it. A plain read: a record committed at this very moment by another process
+  // may be missed, which is harmless before a save (the save's commit detects it). Throws
   // invalid_argument_error for an invalid id, serialization_error for a corrupt record, and what
   // the engine throws.
   std::optional<command_result> find_command(std::string_view command_id) const;
@@ -150,6 +151,8 @@ class repository {
 
  private:
   void load(aggregate_root& aggregate, std::optional<std::int64_t> version) const;
+  // for_update: through engine::get_for_update, after a conflict (sees the commit that won).
+  std::optional<command_result> lookup_command(std::string_view command_id, bool for_update) const;
   void replay(aggregate_root& aggregate, std::optional<std::int64_t> to_version) const;
   void take_snapshot(const aggregate_root& aggregate, std::int64_t saved_from) const;
   commit_result commit_save(aggregate_root& aggregate, const json& metadata,
