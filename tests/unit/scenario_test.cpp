@@ -96,3 +96,37 @@ TEST(scenario_test, given_events_keep_their_metadata_for_upcasting) {
 }
 
 }  // namespace
+
+namespace {
+
+using eventsourced::testing::aggregate_scenario;
+using eventsourced_test::hero;
+
+TEST(aggregate_scenario_test, checks_the_events_an_aggregate_raises) {
+  aggregate_scenario<hero> a("h1");
+  auto verdict = a.given({{"ExperienceGained", {{"amount", 150}}}, {"LeveledUp", {{"level", 2}}}})
+                     .when([](hero& h) { h.gain(60); })
+                     .then({{"ExperienceGained", {{"amount", 60}}}, {"LeveledUp", {{"level", 3}}}});
+  EXPECT_TRUE(verdict) << verdict;
+  EXPECT_EQ(a.aggregate().version(), 4);
+
+  aggregate_scenario<hero> wrong("h1");
+  wrong.when([](hero& h) { h.gain(60); });
+  auto missed = wrong.then({{"ExperienceGained", {{"amount", 60}}}, {"LeveledUp", {{"level", 2}}}});
+  EXPECT_FALSE(missed);
+  EXPECT_TRUE(contains(missed.message(), "ExperienceGained {\"amount\":60} on hero/h1")) << missed;
+}
+
+TEST(aggregate_scenario_test, checks_domain_errors) {
+  aggregate_scenario<hero> a("h1");
+  a.given({{"GoldEarned", {{"amount", 3}}}}).when([](hero& h) { h.spend(5); });
+  EXPECT_TRUE(a.then_error<eventsourced_test::not_enough_gold>());
+  EXPECT_FALSE(a.then({}));
+  EXPECT_THROW(a.when([](hero&) {}), eventsourced::invalid_argument_error);
+  aggregate_scenario<hero> ok("h1");
+  ok.given({{"GoldEarned", {{"amount", 9}}}}).when([](hero& h) { h.spend(5); });
+  EXPECT_FALSE(ok.then_error<eventsourced_test::not_enough_gold>());
+  EXPECT_TRUE(ok.then({{"GoldSpent", {{"amount", 5}}}}));
+}
+
+}  // namespace
