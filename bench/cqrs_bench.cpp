@@ -488,8 +488,11 @@ void breakdown(command_side& ours, append_side& baseline, std::chrono::duration<
                         static_cast<double>(std::max<std::size_t>(directs.size(), 1));
   const double direct_p50 = percentile(directs, 0.5);
   const double pct = 100.0 / mean(0, &phase_sum::total);
-  std::printf("  breakdown of one command (%zu commands in 4 ways, after the run; us, mean):\n",
-              directs.size());
+  std::printf(
+      "  breakdown of one command (%zu commands in 4 ways, after the run; us, mean; a WAL "
+      "checkpoint stalls whichever commit triggers it, so small differences show in the "
+      "medians):\n",
+      directs.size());
   std::printf("    find_command (_es_commands lookup)          %7.1f  %4.1f%%\n",
               mean(0, &phase_sum::find_command), mean(0, &phase_sum::find_command) * pct);
   std::printf("    load of a stream of %4.0f events             %7.1f  %4.1f%%\n",
