@@ -16,16 +16,16 @@
 //       appended directly with engine::commit: one stream_append per event with the expected
 //       version kept in memory, no aggregate, no load, no command record, on its own SQLite file
 //       with the same settings (synchronous=NORMAL). 100 players, each stream starting with 50
-//       events, commands round-robin over them (EarnGold / GainExperience), 1 thread; ours
-//       loads every aggregate by replaying its whole stream (no snapshots), so the figure depends
-//       on the stream length, printed with it. Afterwards (not part of the RESULT) a breakdown of
-//       one command's time by phase (find_command, load, handler, save with and without the
-//       command record) against one direct commit, and two what-ifs measured the same way: the
-//       aggregate kept in memory between commands (which the repository cannot do today), with
-//       and without a catch-up read_stream before the command.
-//   commands_with_snapshots_vs_direct_appends
-//       The same with snapshot_every = 20 on ours: loads replay at most 19 events after a
-//       snapshot, and every 20th save of an aggregate writes a snapshot in a second commit.
+//       events, commands round-robin over them (EarnGold / GainExperience), 1 thread; ours uses
+//       the repository's defaults: its in-memory cache of aggregate states (cache_capacity 1024,
+//       more than the 100 players) restores each player's last state and reads only the events
+//       after it (none: nobody else writes), no stored snapshots. Afterwards (not part of the
+//       RESULT) a breakdown of one command's time by phase (find_command, load, handler, save
+//       with and without the command record) against one direct commit.
+//   commands_without_cache_vs_direct_appends
+//       The same with the cache off and snapshot_every = 20: every load reads the stored
+//       snapshot and replays up to 19 events after it, and every 20th save of an aggregate writes
+//       a snapshot in a second commit. Shows what the cache saves.
 //
 // Ours and the baseline take turns in slices (harness.hpp), so machine noise hits both alike.
 // Each comparison ends with
@@ -191,8 +191,10 @@ constexpr std::int64_t kSnapshotAt = kLongStream - kSnapshotEvery / 2;  // 9,950
 
 void aggregate_load_snapshot_vs_replay(const timing& t, scratch_dir& dir) {
   auto engine = eventsourced::open_engine("sqlite:" + dir.fresh_database());
-  const eventsourced::repository with_snapshots(*engine, {.snapshot_every = kSnapshotEvery});
-  const eventsourced::repository without_snapshots(*engine);
+  // No in-memory cache on either side: this compares the stored snapshot with a full replay.
+  const eventsourced::repository with_snapshots(
+      *engine, {.snapshot_every = kSnapshotEvery, .cache_capacity = 0});
+  const eventsourced::repository without_snapshots(*engine, {.cache_capacity = 0});
   const std::string id = "p1";
 
   // The stream: saves of 100 events ending at 50 mod 100, so the snapshotting repository's last
@@ -308,9 +310,8 @@ json command_payload(const change& c) {
 // Ours: a dispatcher with one aggregate_handler per command type.
 class command_side {
  public:
-  command_side(const std::string& path, std::int64_t snapshot_every)
-      : engine_(eventsourced::open_engine("sqlite:" + path)),
-        repo_(*engine_, {.snapshot_every = snapshot_every}) {
+  command_side(const std::string& path, eventsourced::repository_options options)
+      : engine_(eventsourced::open_engine("sqlite:" + path)), repo_(*engine_, std::move(options)) {
     prefill(*engine_);
     const auto read = [](const eventsourced::command& c) {
       return change{c.type == "EarnGold", c.payload.at("amount").get<std::int64_t>(),
@@ -411,16 +412,12 @@ class append_side {
 };
 
 // One command's time by phase, as aggregate_handler spends it, against one direct commit of the
-// same event, in the same loop (after the timed run, on the same two files). Commands rotate over
-// four ways of handling them; with 100 players round-robin, each player always gets the same one:
+// same event, in the same loop (after the timed run, on the same two files). Commands alternate
+// between two ways of handling them; with 100 players round-robin, each player always gets the
+// same one:
 //   0  aggregate_handler's steps, timed one by one: find_command, load, handler, save(aggregate,
 //      command) (with the _es_commands record)
 //   1  the same with save(aggregate, causation_metadata(c)): the same events, no record
-//   2  what-if: the aggregate kept in memory between commands (the repository has no cache; here
-//      the benchmark keeps it), caught up with read_stream(version + 1) (0 events: nobody else
-//      writes), then find_command, handler, idempotent save
-//   3  what-if: the same without the catch-up read (a stale cached aggregate would fail the
-//      save's version check: reload and re-run)
 void breakdown(command_side& ours, append_side& baseline, std::chrono::duration<double> duration) {
   struct phase_sum {
     double find_command = 0, load = 0, handler = 0, save = 0, total = 0, direct = 0,
@@ -428,36 +425,21 @@ void breakdown(command_side& ours, append_side& baseline, std::chrono::duration<
     std::uint64_t count = 0;
     std::vector<double> totals, saves;  // per command, for the medians
   };
-  phase_sum sums[4];
+  phase_sum sums[2];
   std::vector<double> directs;
   const auto& repo = ours.repo();
-  std::map<std::string, std::unique_ptr<player>> cache;  // modes 2 and 3
   std::uint64_t n = ours.commands();
   std::uint64_t m = baseline.appends();
   const auto end = steady::now() + duration;
   for (std::uint64_t i = 0; steady::now() < end; ++i) {
-    const int mode = static_cast<int>(i % 4);
+    const int mode = static_cast<int>(i % 2);
     phase_sum& sum = sums[mode];
     const eventsourced::command c = command_side::command_for(n);
     const change ch = nth_change(n++);
     const auto t0 = steady::now();
     check(!repo.find_command(c.id).has_value(), "breakdown: a fresh command id was recorded");
     const auto t1 = steady::now();
-    player* p = nullptr;
-    std::unique_ptr<player> loaded;
-    if (mode < 2) {
-      loaded = repo.load<player>(c.aggregate_id);
-      p = loaded.get();
-    } else {
-      std::unique_ptr<player>& cached = cache[c.aggregate_id];
-      if (!cached) cached = repo.load<player>(c.aggregate_id);
-      p = cached.get();
-      if (mode == 2) {
-        for (const auto& e : ours.engine().read_stream(p->stream(), p->version() + 1, 512)) {
-          p->apply(e);
-        }
-      }
-    }
+    std::unique_ptr<player> p = repo.load<player>(c.aggregate_id);
     const auto t2 = steady::now();
     sum.stream_length += static_cast<double>(p->version());
     apply_change(*p, ch);
@@ -489,7 +471,7 @@ void breakdown(command_side& ours, append_side& baseline, std::chrono::duration<
   const double direct_p50 = percentile(directs, 0.5);
   const double pct = 100.0 / mean(0, &phase_sum::total);
   std::printf(
-      "  breakdown of one command (%zu commands in 4 ways, after the run; us, mean; a WAL "
+      "  breakdown of one command (%zu commands in 2 ways, after the run; us, mean; a WAL "
       "checkpoint stalls whichever commit triggers it, so small differences show in the "
       "medians):\n",
       directs.size());
@@ -511,23 +493,15 @@ void breakdown(command_side& ours, append_side& baseline, std::chrono::duration<
       percentile(sums[0].saves, 0.5), percentile(sums[1].saves, 0.5));
   std::printf("    direct commit of the same event (baseline)  %7.1f  (median %.1f)\n", direct,
               direct_p50);
-  for (int mode : {2, 3}) {
-    std::printf(
-        "    what-if, aggregate kept in memory, %s: %.1f us/command (median %.1f), ratio ~%.2f "
-        "(medians %.2f)\n",
-        mode == 2 ? "catch-up read_stream" : "no catch-up read   ", mean(mode, &phase_sum::total),
-        percentile(sums[mode].totals, 0.5), direct / mean(mode, &phase_sum::total),
-        direct_p50 / percentile(sums[mode].totals, 0.5));
-  }
-  std::printf("      (the catch-up read_stream of 0 events: %.1f us)\n", mean(2, &phase_sum::load));
 }
 
-void commands_vs_direct_appends(const timing& t, scratch_dir& dir, std::int64_t snapshot_every,
+void commands_vs_direct_appends(const timing& t, scratch_dir& dir,
+                                const eventsourced::repository_options& options,
                                 const std::string& name) {
   const std::string ours_path = dir.fresh_database();
   const std::string baseline_path = dir.fresh_database();
   {
-    command_side ours(ours_path, snapshot_every);
+    command_side ours(ours_path, options);
     append_side baseline(baseline_path);
     const turns result = take_turns(1, t, ours, baseline);
     check(result.ours.failures == 0, name + ": a command was a duplicate or raised no event");
@@ -546,8 +520,8 @@ void commands_vs_direct_appends(const timing& t, scratch_dir& dir, std::int64_t 
         1e6 / baseline_rate);
     std::printf(
         "  ours     %7.1f us/command (dispatcher + aggregate_handler + idempotent save, "
-        "snapshot_every=%lld); streams ended at %.0f events on average\n",
-        1e6 / ours_rate, static_cast<long long>(snapshot_every),
+        "snapshot_every=%lld, cache_capacity=%zu); streams ended at %.0f events on average\n",
+        1e6 / ours_rate, static_cast<long long>(options.snapshot_every), options.cache_capacity,
         static_cast<double>(ours.commands()) / kPlayers + kInitialEvents);
     breakdown(ours, baseline, std::chrono::duration<double>(2.0));
     print_result(name, ours_rate, baseline_rate);
@@ -574,10 +548,11 @@ int main(int argc, char** argv) {
     scratch_dir dir;
     if (wanted("aggregate_load_snapshot_vs_replay")) aggregate_load_snapshot_vs_replay(t, dir);
     if (wanted("commands_vs_direct_appends")) {
-      commands_vs_direct_appends(t, dir, 0, "commands_vs_direct_appends");
+      commands_vs_direct_appends(t, dir, {}, "commands_vs_direct_appends");
     }
-    if (wanted("commands_with_snapshots_vs_direct_appends")) {
-      commands_vs_direct_appends(t, dir, 20, "commands_with_snapshots_vs_direct_appends");
+    if (wanted("commands_without_cache_vs_direct_appends")) {
+      commands_vs_direct_appends(t, dir, {.snapshot_every = 20, .cache_capacity = 0},
+                                 "commands_without_cache_vs_direct_appends");
     }
     return 0;
   } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 #include <eventsourced/aggregate/repository.hpp>
 
+#include "aggregate/state_cache.hpp"
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -42,6 +44,9 @@ repository::repository(eventsourced::engine& engine, repository_options options)
   }
   check_interval(options_.snapshot_every, "");
   for (const auto& [type, n] : options_.snapshot_every_by_type) check_interval(n, type);
+  if (options_.cache_capacity > 0) {
+    cache_ = std::make_shared<aggregate_internal::state_cache>(options_.cache_capacity);
+  }
 }
 
 repository::repository(store& s, repository_options options)
@@ -75,7 +80,16 @@ void repository::load(aggregate_root& aggregate, std::optional<std::int64_t> ver
                                  std::to_string(aggregate.version()));
   }
   if (version == 0) return;
-  if (snapshot_interval(aggregate.type()) > 0) {
+  std::int64_t restored = 0;
+  if (cache_) {
+    if (auto kept = cache_->find(aggregate.stream());
+        kept && kept->schema_version == aggregate.snapshot_schema_version() &&
+        (!version || kept->version <= *version)) {
+      aggregate.restore_snapshot(kept->version, *kept->state);
+      restored = kept->version;
+    }
+  }
+  if (restored == 0 && snapshot_interval(aggregate.type()) > 0) {
     const std::string key = snapshot_key(aggregate.stream());
     std::optional<stored_document> doc;
     if (!key.empty()) doc = engine_->get(kSnapshotsCollection, key);
@@ -97,6 +111,27 @@ void repository::load(aggregate_root& aggregate, std::optional<std::int64_t> ver
     }
   }
   replay(aggregate, version);
+  if (!version && aggregate.version() > restored) remember(aggregate);
+}
+
+void repository::remember(const aggregate_root& aggregate, std::optional<json> state) const {
+  if (!cache_ || aggregate.version() == 0) return;
+  if (!state) {
+    try {
+      state = aggregate.snapshot();
+    } catch (...) {
+      if (options_.on_snapshot_error) {
+        options_.on_snapshot_error(aggregate.stream(), std::current_exception());
+      }
+      return;
+    }
+  }
+  if (!state) return;
+  cache_->remember(
+      aggregate.stream(),
+      aggregate_internal::cached_state{.version = aggregate.version(),
+                                       .schema_version = aggregate.snapshot_schema_version(),
+                                       .state = std::make_shared<const json>(std::move(*state))});
 }
 
 void repository::replay(aggregate_root& aggregate, std::optional<std::int64_t> to_version) const {
@@ -174,37 +209,55 @@ commit_result repository::commit_save(aggregate_root& aggregate, const json& met
   }
   commit_result result = engine_->commit(request);
   aggregate.mark_committed();
-  if (!result.events.empty()) take_snapshot(aggregate, saved_from);
+  if (!result.events.empty()) after_save(aggregate, saved_from);
   return result;
 }
 
-void repository::take_snapshot(const aggregate_root& aggregate, std::int64_t saved_from) const {
+void repository::after_save(const aggregate_root& aggregate, std::int64_t saved_from) const {
   const std::int64_t every = snapshot_interval(aggregate.type());
-  if (every <= 0 || saved_from / every == aggregate.version() / every) return;
-  try {
-    std::optional<json> state = aggregate.snapshot();
-    if (!state) return;
-    const std::string key = snapshot_key(aggregate.stream());
-    if (key.empty()) return;
-    std::optional<stored_document> current = engine_->get(kSnapshotsCollection, key);
-    if (current && current->body.value("version", std::int64_t{0}) >= aggregate.version()) {
-      return;  // a newer snapshot is already there
-    }
-    json body = json::object();
-    body["version"] = aggregate.version();
-    body["schema_version"] = aggregate.snapshot_schema_version();
-    body["state"] = std::move(*state);
-    commit_request request;
-    request.writes.push_back(document_write{.collection = std::string(kSnapshotsCollection),
-                                            .id = key,
-                                            .expected_version = current ? current->version : 0,
-                                            .op = write_op::put,
-                                            .body = std::move(body)});
-    engine_->commit(request);
-  } catch (...) {
-    if (options_.on_snapshot_error)
+  const bool due = every > 0 && saved_from / every != aggregate.version() / every;
+  if (!due && !cache_) return;
+  const auto report = [&] {
+    if (options_.on_snapshot_error) {
       options_.on_snapshot_error(aggregate.stream(), std::current_exception());
+    }
+  };
+  std::optional<json> state;
+  try {
+    state = aggregate.snapshot();
+  } catch (...) {
+    report();
+    return;
   }
+  if (!state) return;
+  if (due) {
+    try {
+      write_snapshot(aggregate, *state);
+    } catch (...) {
+      report();
+    }
+  }
+  remember(aggregate, std::move(state));
+}
+
+void repository::write_snapshot(const aggregate_root& aggregate, const json& state) const {
+  const std::string key = snapshot_key(aggregate.stream());
+  if (key.empty()) return;
+  std::optional<stored_document> current = engine_->get(kSnapshotsCollection, key);
+  if (current && current->body.value("version", std::int64_t{0}) >= aggregate.version()) {
+    return;  // a newer snapshot is already there
+  }
+  json body = json::object();
+  body["version"] = aggregate.version();
+  body["schema_version"] = aggregate.snapshot_schema_version();
+  body["state"] = state;
+  commit_request request;
+  request.writes.push_back(document_write{.collection = std::string(kSnapshotsCollection),
+                                          .id = key,
+                                          .expected_version = current ? current->version : 0,
+                                          .op = write_op::put,
+                                          .body = std::move(body)});
+  engine_->commit(request);
 }
 
 command_result repository::save(aggregate_root& aggregate, const command& c) const {

@@ -1,6 +1,8 @@
 // Engine conformance: the event log — stream versions, global positions, reading, waiting.
 #include "conformance/engine_conformance.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <string>
@@ -188,6 +190,46 @@ TEST_P(engine_conformance, read_stream_starts_at_a_version_and_stops_at_max) {
   const auto middle = db().read_stream(stream, 5, 1);
   ASSERT_EQ(middle.size(), 1u);
   EXPECT_TRUE(same_event(middle[0], committed[4]));
+}
+
+// Long reads: engines may serve a read in parts (SQLite reads the first events on its writer
+// connection and the rest on a reader); the parts must join up exactly, also while the stream
+// grows.
+TEST_P(engine_conformance, long_stream_reads_are_whole_and_consecutive_while_the_stream_grows) {
+  const stream_ref stream{"order", "long"};
+  std::vector<recorded_event> committed;
+  for (int i = 0; i < 30; ++i) {  // interleaved with another stream, ten events per commit
+    const auto part = commit_append(db(), append_to(stream, i * 10, numbered_events(10)));
+    committed.insert(committed.end(), part.begin(), part.end());
+    commit_append(db(), append_to({"order", "other"}, i, numbered_events(1)));
+  }
+  for (std::size_t max : {1u, 63u, 64u, 65u, 128u, 300u, 1000u}) {
+    for (std::int64_t from : {1, 2, 64, 65, 200, 300}) {
+      const auto read = db().read_stream(stream, from, max);
+      const std::size_t expected =
+          std::min<std::size_t>(max, 300 - static_cast<std::size_t>(from) + 1);
+      ASSERT_EQ(read.size(), expected) << "from " << from << " max " << max;
+      for (std::size_t k = 0; k < read.size(); ++k) {
+        ASSERT_TRUE(same_event(read[k], committed[static_cast<std::size_t>(from - 1) + k]))
+            << "from " << from << " max " << max << " event " << k;
+      }
+    }
+  }
+  std::atomic<bool> writing{true};
+  std::thread writer([&] {
+    for (std::int64_t version = 300; writing && version < 1500; version += 5) {
+      commit_append(db(), append_to(stream, version, numbered_events(5)));
+    }
+  });
+  for (int i = 0; i < 30; ++i) {
+    const auto read = db().read_stream(stream, 1, 100000);
+    ASSERT_GE(read.size(), 300u);
+    for (std::size_t k = 0; k < read.size(); ++k) {
+      ASSERT_EQ(read[k].stream_version, static_cast<std::int64_t>(k + 1)) << "read " << i;
+    }
+  }
+  writing = false;
+  writer.join();
 }
 
 TEST_P(engine_conformance, read_stream_keeps_streams_apart) {

@@ -57,8 +57,9 @@ TEST_P(snapshot_test, snapshot_plus_tail_equals_full_replay_and_time_travel_equa
     std::mt19937 rng(static_cast<unsigned>(round) * 7919u + 17u);
     const std::int64_t every = std::vector<std::int64_t>{1, 2, 3, 5, 7, 10, 16, 50}[rng() % 8];
     repository snapshotting(*s, repository_options{.page_size = 1 + rng() % 8,
-                                                   .snapshot_every_by_type = {{"hero", every}}});
-    repository plain(*s, repository_options{.page_size = 1 + rng() % 8});
+                                                   .snapshot_every_by_type = {{"hero", every}},
+                                                   .cache_capacity = 0});
+    repository plain(*s, repository_options{.page_size = 1 + rng() % 8, .cache_capacity = 0});
     const std::string id = "h" + std::to_string(round);
     const int commands = 1 + static_cast<int>(rng() % 60);
     std::int64_t last_multiple_crossed = 0;
@@ -103,7 +104,7 @@ TEST_P(snapshot_test, snapshot_plus_tail_equals_full_replay_and_time_travel_equa
 
 TEST_P(snapshot_test, a_load_replays_only_the_events_after_the_snapshot) {
   auto s = open_store();
-  repository repo(*s, repository_options{.snapshot_every = 100});
+  repository repo(*s, repository_options{.snapshot_every = 100, .cache_capacity = 0});
   auto h = repo.load<hero>("h1");
   for (int i = 0; i < 250; ++i) h->earn(1);
   repo.save(*h);  // crosses 100 and 200: one snapshot, at 250
@@ -118,7 +119,7 @@ TEST_P(snapshot_test, a_load_replays_only_the_events_after_the_snapshot) {
 
 TEST_P(snapshot_test, snapshots_of_another_schema_version_are_ignored) {
   auto s = open_store();
-  repository repo(*s, repository_options{.snapshot_every = 2});
+  repository repo(*s, repository_options{.snapshot_every = 2, .cache_capacity = 0});
   auto h = repo.load<hero>("h1");
   h->earn(5);
   h->earn(6);
@@ -135,7 +136,7 @@ TEST_P(snapshot_test, snapshots_of_another_schema_version_are_ignored) {
 
 TEST_P(snapshot_test, snapshot_intervals_are_per_type_and_off_by_default) {
   auto s = open_store();
-  repository off(*s);
+  repository off(*s, repository_options{.cache_capacity = 0});
   auto h = off.load<hero>("h1");
   for (int i = 0; i < 5; ++i) h->earn(1);
   off.save(*h);
@@ -155,7 +156,7 @@ TEST_P(snapshot_test, snapshot_intervals_are_per_type_and_off_by_default) {
 
 TEST_P(snapshot_test, a_corrupt_snapshot_is_a_serialization_error) {
   auto s = open_store();
-  repository repo(*s, repository_options{.snapshot_every = 1});
+  repository repo(*s, repository_options{.snapshot_every = 1, .cache_capacity = 0});
   auto h = repo.load<hero>("h1");
   h->earn(1);
   repo.save(*h);
@@ -184,17 +185,18 @@ TEST(snapshot_failure_test, a_failing_snapshot_commit_is_reported_and_the_save_s
   std::shared_ptr<eventsourced::engine> memory = eventsourced::make_memory_engine();
   snapshot_failing_engine failing(memory);
   std::atomic<int> reported{0};
-  repository repo(failing, repository_options{
-                               .snapshot_every = 2,
-                               .on_snapshot_error = [&](const eventsourced::stream_ref& aggregate,
-                                                        std::exception_ptr error) {
-                                 EXPECT_EQ(aggregate.id, "h1");
-                                 try {
-                                   std::rethrow_exception(error);
-                                 } catch (const eventsourced::engine_error&) {
-                                   ++reported;
-                                 }
-                               }});
+  repository repo(failing, repository_options{.snapshot_every = 2,
+                                              .on_snapshot_error =
+                                                  [&](const eventsourced::stream_ref& aggregate,
+                                                      std::exception_ptr error) {
+                                                    EXPECT_EQ(aggregate.id, "h1");
+                                                    try {
+                                                      std::rethrow_exception(error);
+                                                    } catch (const eventsourced::engine_error&) {
+                                                      ++reported;
+                                                    }
+                                                  },
+                                              .cache_capacity = 0});
   auto h = repo.load<hero>("h1");
   h->earn(1);
   h->earn(2);
@@ -206,11 +208,86 @@ TEST(snapshot_failure_test, a_failing_snapshot_commit_is_reported_and_the_save_s
   EXPECT_EQ(loaded->gold(), 3);
   EXPECT_EQ(loaded->restores, 0);
   // Without a callback the error is dropped, and the save still stands.
-  repository quiet(failing, repository_options{.snapshot_every = 1});
+  repository quiet(failing, repository_options{.snapshot_every = 1, .cache_capacity = 0});
   auto again = quiet.load<hero>("h1");
   again->earn(4);
   EXPECT_NO_THROW(quiet.save(*again));
   EXPECT_EQ(quiet.load<hero>("h1")->gold(), 7);
+}
+
+// The in-memory cache of aggregate states: loads through it equal full replays also while
+// another repository (its own cache, another store object) writes the same aggregates.
+TEST_P(snapshot_test, cached_states_with_a_second_writer_equal_full_replays) {
+  auto s = open_store();
+  auto other_store = open_store();
+  for (int round = 0; round < (on_sqlite() ? 6 : 20); ++round) {
+    std::mt19937 rng(static_cast<unsigned>(round) * 104729u + 3u);
+    repository cached(*s, repository_options{.snapshot_every = static_cast<std::int64_t>(rng() % 4),
+                                             .cache_capacity = 1 + rng() % 3});
+    repository other(*other_store, repository_options{.cache_capacity = 1 + rng() % 3});
+    repository plain(*s, repository_options{.cache_capacity = 0});
+    int cache_hits = 0;
+    for (int i = 0; i < 60; ++i) {
+      const std::string id = "r" + std::to_string(round) + "-" + std::to_string(rng() % 4);
+      repository& writer = (rng() % 3 == 0) ? other : cached;
+      auto h = writer.load<hero>(id);
+      ASSERT_EQ(h->state(), plain.load<hero>(id)->state()) << "round " << round << " op " << i;
+      cache_hits += h->restores;
+      random_command(*h, rng);
+      writer.save(*h);
+      auto reloaded = cached.load<hero>(id);
+      ASSERT_EQ(reloaded->state(), replayed_state(s->engine(), id, reloaded->version()));
+      ASSERT_EQ(reloaded->version(), plain.load<hero>(id)->version()) << "never behind";
+      // Time travel never uses a cached state past the version asked for.
+      if (reloaded->version() > 1) {
+        const std::int64_t v = 1 + static_cast<std::int64_t>(rng()) % (reloaded->version() - 1);
+        ASSERT_EQ(cached.load_at<hero>(id, v)->state(), replayed_state(s->engine(), id, v));
+      }
+    }
+    EXPECT_GT(cache_hits, 0) << "the cache was used";
+  }
+}
+
+TEST_P(snapshot_test, the_cache_keeps_the_most_recently_used_states) {
+  auto s = open_store();
+  repository repo(*s, repository_options{.cache_capacity = 2});
+  for (const char* id : {"a", "b", "c"}) {
+    auto h = repo.load<hero>(id);
+    h->earn(1);
+    repo.save(*h);
+  }
+  EXPECT_EQ(repo.load<hero>("a")->restores, 0) << "evicted: replayed";
+  EXPECT_EQ(repo.load<hero>("c")->restores, 1);
+  EXPECT_EQ(repo.load<hero>("a")->restores, 1) << "kept again after its load";
+  hero other_schema("a");
+  other_schema.schema = 2;
+  repo.load_into(other_schema);
+  EXPECT_EQ(other_schema.restores, 0) << "a state of another schema version is not used";
+  EXPECT_EQ(other_schema.gold(), 1);
+}
+
+// snapshot() that throws after a save: reported, the save stands.
+class fragile_hero final : public eventsourced::aggregate_root {
+ public:
+  explicit fragile_hero(std::string id) : aggregate_root("fragile", std::move(id)) {
+    on("Poked", [](const eventsourced::event&) {});
+  }
+  void poke() { raise("Poked", json::object()); }
+  std::optional<json> snapshot() const override { throw std::runtime_error("no snapshot today"); }
+};
+
+TEST_P(snapshot_test, a_throwing_snapshot_is_reported_and_the_save_stands) {
+  auto s = open_store();
+  int reported = 0;
+  repository repo(*s,
+                  repository_options{.snapshot_every = 1,
+                                     .on_snapshot_error = [&](const eventsourced::stream_ref&,
+                                                              std::exception_ptr) { ++reported; }});
+  auto f = repo.load<fragile_hero>("f1");
+  f->poke();
+  EXPECT_NO_THROW(repo.save(*f));
+  EXPECT_EQ(reported, 1);
+  EXPECT_EQ(repo.load<fragile_hero>("f1")->version(), 1);
 }
 
 EVENTSOURCED_STORAGE_TEST_ENGINES(snapshot_test);

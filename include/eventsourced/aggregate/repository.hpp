@@ -22,6 +22,10 @@
 // replay a little more. Loads use the snapshot when its snapshot_schema_version() matches and it
 // is not past the version asked for.
 //
+// Cache. A repository keeps the states of recently used aggregates in memory
+// (repository_options::cache_capacity, for aggregates that implement snapshot()): a command on a
+// hot aggregate then reads only the events after the kept state instead of its whole stream.
+//
 // Upcasting. Every event read for a load passes through `upcasters` (event/upcaster.hpp), and
 // every event saved is stamped with its type's current schema version.
 //
@@ -54,6 +58,10 @@
 
 namespace eventsourced {
 
+namespace aggregate_internal {
+class state_cache;
+}
+
 // Where the repository keeps aggregate snapshots and processed command ids.
 inline constexpr std::string_view kSnapshotsCollection = "_es_snapshots";
 inline constexpr std::string_view kCommandsCollection = "_es_commands";
@@ -66,12 +74,21 @@ struct repository_options {
   std::int64_t snapshot_every = 0;
   // Per aggregate type; overrides snapshot_every (0 turns snapshots off for that type).
   std::map<std::string, std::int64_t, std::less<>> snapshot_every_by_type{};
-  // Called (on the saving thread) with what a snapshot commit threw; the save itself succeeded.
-  // Must not throw. Null: the error is dropped.
+  // Called (on the calling thread) with what a snapshot commit or the aggregate's snapshot() threw
+  // after a save or a load (for the cache); the save or load itself succeeded. Must not throw.
+  // Null: the error is dropped.
   std::function<void(const stream_ref& aggregate, std::exception_ptr error)> on_snapshot_error{};
   // Upcasts events read for a load, stamps events saved. Null: events are used as stored.
   // repository(store&) takes the store's options().upcasters when this is null.
   std::shared_ptr<const upcaster_chain> upcasters{};
+  // How many aggregate states the repository keeps in memory (0: none). After a load or a save,
+  // the state snapshot() returns is kept with its version; the next load of that aggregate
+  // restores it and reads only the events after it from the engine (usually none), instead of
+  // replaying the stream. Events never change, so a kept state is never wrong, only possibly
+  // behind — and the events after it are always read. Only aggregates whose snapshot() returns a
+  // value are kept; least recently used ones are dropped first. Shared by copies of the
+  // repository.
+  std::size_t cache_capacity = 1024;
 };
 
 class repository {
@@ -154,12 +171,20 @@ class repository {
   // for_update: through engine::get_for_update, after a conflict (sees the commit that won).
   std::optional<command_result> lookup_command(std::string_view command_id, bool for_update) const;
   void replay(aggregate_root& aggregate, std::optional<std::int64_t> to_version) const;
-  void take_snapshot(const aggregate_root& aggregate, std::int64_t saved_from) const;
+  // After a save that recorded events: the snapshot when one is due, and the cache. Never throws
+  // (the save has committed): errors go to on_snapshot_error.
+  void after_save(const aggregate_root& aggregate, std::int64_t saved_from) const;
+  void write_snapshot(const aggregate_root& aggregate, const json& state) const;
   commit_result commit_save(aggregate_root& aggregate, const json& metadata,
                             const command* c) const;
 
+  // Keeps aggregate's state in the cache when it is newer than what is kept (no-op without one).
+  // What snapshot() throws goes to on_snapshot_error.
+  void remember(const aggregate_root& aggregate, std::optional<json> state = std::nullopt) const;
+
   engine* engine_;
   repository_options options_;
+  std::shared_ptr<aggregate_internal::state_cache> cache_;  // null when cache_capacity is 0
 };
 
 }  // namespace eventsourced
