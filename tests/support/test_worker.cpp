@@ -15,10 +15,11 @@
 //     (update_one, delete_one, find_one_and_upsert, two-document transactions) to documents
 //     "docs/d0".."docs/d4": the parent checks that every version has exactly its event.
 //
-//   eventsourced_test_worker commands <uri> <count>
-//     Opens the store at <uri> and dispatches commands "cmd-0".."cmd-<count-1>" through
-//     aggregate handlers (command_workload below), from cmd-0 every time: after a restart the
-//     earlier ones must come back as duplicates. Exits 0 when all are done.
+//   eventsourced_test_worker commands <uri> <first> <count>
+//     Opens the store at <uri> and dispatches commands "cmd-<first>".."cmd-<first+count-1>"
+//     (eventsourced_test::workload_command) through retrying aggregate handlers, in order: a
+//     restarted worker, or another worker given the same range, must find the earlier ones
+//     recorded (duplicates). Exits 0 when all are done.
 //
 //   eventsourced_test_worker relay <uri> <name> <delivery-file> <until-position>
 //   eventsourced_test_worker project <uri> <name> <collection> rebuild-forever|catch-up
@@ -86,7 +87,7 @@ int store_write_forever(const std::string& uri, unsigned seed) {
   }
 }
 
-int run_commands(const std::string& uri, std::int64_t count) {
+int run_commands(const std::string& uri, std::int64_t first, std::int64_t count) {
   auto store = eventsourced::open(uri);
   eventsourced::repository repo(*store, eventsourced::repository_options{.snapshot_every = 10});
   eventsourced::dispatcher d;
@@ -94,7 +95,7 @@ int run_commands(const std::string& uri, std::int64_t count) {
       d, repo,
       eventsourced::aggregate_handler_options{
           .retry = eventsourced::retry_options{.max_attempts = 1000}});
-  for (std::int64_t n = 0; n < count; ++n) {
+  for (std::int64_t n = first; n < first + count; ++n) {
     d.dispatch(eventsourced_test::workload_command(n));
   }
   return 0;
@@ -103,9 +104,9 @@ int run_commands(const std::string& uri, std::int64_t count) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::string(argv[1]) == "commands") {
+  if (argc == 5 && std::string(argv[1]) == "commands") {
     try {
-      return run_commands(argv[2], std::stoll(argv[3]));
+      return run_commands(argv[2], std::stoll(argv[3]), std::stoll(argv[4]));
     } catch (const std::exception& e) {
       std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
       return 1;
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n"
               << "       " << argv[0] << " commit-forever <uri> <id>\n"
               << "       " << argv[0] << " store-write-forever <uri> <seed>\n"
-              << "       " << argv[0] << " commands <uri> <count>\n"
+              << "       " << argv[0] << " commands <uri> <first> <count>\n"
               << "       " << argv[0] << " relay <uri> <name> <delivery-file> <until-position>\n"
               << "       " << argv[0]
               << " project <uri> <name> <collection> rebuild-forever|catch-up\n";

@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <eventsourced/eventsourced.hpp>
 
@@ -48,7 +49,7 @@ TEST(command_crash_sqlite,
   int killed = 0;
   for (int round = 0; round < kKills; ++round) {
     const std::int64_t head_before = head_position(*db);
-    const pid_t pid = spawn_worker({"commands", uri, std::to_string(std::int64_t{1} << 40)});
+    const pid_t pid = spawn_worker({"commands", uri, "0", std::to_string(std::int64_t{1} << 40)});
     // Kill while new commands are being recorded: once the log has grown, at a random moment.
     for (int i = 0; i < 30'000 && head_position(*db) <= head_before + 5; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -65,7 +66,7 @@ TEST(command_crash_sqlite,
   const std::int64_t total = static_cast<std::int64_t>(recorded_before) + 30;
   // Not an assertion (the kill moments are random), but the figure shows what was exercised.
   std::cout << "commands recorded across " << kKills << " killed runs: " << recorded_before << "\n";
-  ASSERT_EQ(wait_for_exit(spawn_worker({"commands", uri, std::to_string(total)})), 0);
+  ASSERT_EQ(wait_for_exit(spawn_worker({"commands", uri, "0", std::to_string(total)})), 0);
 
   const auto records = db->find(kCommandsCollection, {});
   ASSERT_EQ(records.size(), static_cast<std::size_t>(total)) << "every command recorded once";
@@ -102,6 +103,44 @@ TEST(command_crash_sqlite,
                                           eventsourced::repository_options{.snapshot_every = 10});
     EXPECT_EQ(snapshotting.load<eventsourced_test::hero>(hero->id())->state(), hero->state());
   }
+  EXPECT_EQ(gold, expected_gold);
+}
+
+// Several processes at once on one SQLite file: three with distinct command ranges on the same
+// five heroes (conflicts, retried), and for each range a second process sending the very same
+// commands at the same time (racing duplicates across processes). Every command executes once.
+TEST(command_processes_sqlite, concurrent_processes_execute_every_command_exactly_once) {
+  eventsourced::testing::temporary_directory dir;
+  const std::string uri = "sqlite:" + (dir.path() / "commands.db").string();
+  auto db = eventsourced::open_engine(uri);
+  constexpr std::int64_t kPerRange = 150;
+  std::vector<pid_t> workers;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (std::int64_t range = 0; range < 3; ++range) {
+      workers.push_back(spawn_worker(
+          {"commands", uri, std::to_string(range * 10'000), std::to_string(kPerRange)}));
+    }
+  }
+  for (pid_t pid : workers) EXPECT_EQ(wait_for_exit(pid), 0);
+  const auto records = db->find(kCommandsCollection, {});
+  ASSERT_EQ(records.size(), static_cast<std::size_t>(3 * kPerRange));
+  std::map<std::string, std::int64_t> expected_events;
+  std::int64_t expected_gold = 0;
+  for (const auto& record : records) {
+    expected_events[record.id] = record.body.at("version").get<std::int64_t>() -
+                                 record.body.at("from_version").get<std::int64_t>() + 1;
+    const std::int64_t n = std::stoll(record.id.substr(4));
+    if (n % 3 != 0) ++expected_gold;
+  }
+  std::map<std::string, std::int64_t> seen;
+  for (const auto& e : db->read_all(0, 10'000'000)) {
+    ++seen[eventsourced::causation_id(e).value_or("(none)")];
+  }
+  EXPECT_EQ(seen, expected_events) << "each command's events exactly once";
+  eventsourced::repository repo(*db, eventsourced::repository_options{.cache_capacity = 0});
+  std::int64_t gold = 0;
+  for (int h = 0; h < 5; ++h)
+    gold += repo.load<eventsourced_test::hero>("h" + std::to_string(h))->gold();
   EXPECT_EQ(gold, expected_gold);
 }
 
