@@ -8,13 +8,10 @@
 namespace eventsourced {
 
 json causation_metadata(const command& c) {
-  json metadata = json::object();
-  if (c.metadata.is_object()) {
-    if (auto it = c.metadata.find(kCorrelationIdKey); it != c.metadata.end() && it->is_string()) {
-      metadata[std::string(kCorrelationIdKey)] = *it;
-    }
+  json metadata = c.metadata.is_object() ? c.metadata : json::object();
+  if (auto it = metadata.find(kCorrelationIdKey); it == metadata.end() || !it->is_string()) {
+    metadata[std::string(kCorrelationIdKey)] = c.id;
   }
-  if (!metadata.contains(kCorrelationIdKey)) metadata[std::string(kCorrelationIdKey)] = c.id;
   metadata[std::string(kCausationIdKey)] = c.id;
   return metadata;
 }

@@ -67,6 +67,13 @@ TEST(command_test, causation_metadata_keeps_the_callers_correlation_id) {
   EXPECT_EQ(m.at("causation_id"), c.id);
   command plain = make_command("Earn", "w1");
   EXPECT_EQ(eventsourced::causation_metadata(plain).at("correlation_id"), plain.id);
+  // Other members (a client id, ...) reach the events; the command's own cause is replaced.
+  command from_client =
+      make_command("Earn", "w1", nullptr, {{"client_id", "c7"}, {"causation_id", "event-9"}});
+  json carried = eventsourced::causation_metadata(from_client);
+  EXPECT_EQ(carried.at("client_id"), "c7");
+  EXPECT_EQ(carried.at("causation_id"), from_client.id);
+  EXPECT_EQ(carried.at("correlation_id"), from_client.id);
 }
 
 TEST(command_dispatcher_test, routes_to_object_and_lambda_handlers) {

@@ -62,7 +62,10 @@ namespace aggregate_internal {
 class state_cache;
 }
 
-// Where the repository keeps aggregate snapshots and processed command ids.
+// Where the repository keeps aggregate snapshots (document id "<type>/<id>", body {version,
+// schema_version, state}; aggregates whose "<type>/<id>" exceeds kMaxIdBytes are not
+// snapshotted) and processed command ids (document id = command id, body {type, stream_type,
+// stream_id, from_version, version}: the stream versions of the events the command caused).
 inline constexpr std::string_view kSnapshotsCollection = "_es_snapshots";
 inline constexpr std::string_view kCommandsCollection = "_es_commands";
 

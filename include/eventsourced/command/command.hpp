@@ -66,8 +66,10 @@ inline command make_command(std::string type, std::string aggregate_id, json pay
                  .metadata = std::move(metadata)};
 }
 
-// The metadata events caused by c should carry: correlation_id (c's, or c.id when c has none) and
-// causation_id = c.id. Pass it to repository::save.
+// The metadata events caused by c should carry: every member of c.metadata (a client or session
+// id, ...), then correlation_id (c's, or c.id when c has none) and causation_id = c.id (replacing
+// what c.metadata said: the events' cause is the command). repository::save(aggregate, c) and
+// aggregate_handler use it.
 json causation_metadata(const command& c);
 
 // Handles the commands of one type. What it throws, dispatch() throws unchanged; what it returns,
