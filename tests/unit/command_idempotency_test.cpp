@@ -273,6 +273,28 @@ TEST_P(command_idempotency_test, bad_commands_change_nothing) {
   EXPECT_THROW(d.dispatch(exploding), std::runtime_error);
 }
 
+TEST_P(command_idempotency_test, a_handler_that_is_not_idempotent_records_nothing_and_reruns) {
+  auto s = open_store();
+  repository repo(*s);
+  dispatcher d;
+  d.register_handler("EarnGold", aggregate_handler<hero>(
+                                     repo,
+                                     [](hero& h, const command& c) {
+                                       h.earn(c.payload.at("amount").get<std::int64_t>());
+                                     },
+                                     aggregate_handler_options{.idempotent = false}));
+  const command c = make_command("EarnGold", "h1", {{"amount", 5}}, {{"client_id", "c1"}});
+  command_result first = d.dispatch(c);
+  EXPECT_FALSE(first.duplicate);
+  ASSERT_EQ(first.events.size(), 1u);
+  EXPECT_EQ(first.version, 1);
+  EXPECT_EQ(eventsourced::causation_id(first.events[0]), c.id);
+  EXPECT_EQ(first.events[0].metadata.at("client_id"), "c1");
+  EXPECT_FALSE(d.dispatch(c).duplicate) << "not recorded: a resend executes again";
+  EXPECT_EQ(repo.load<hero>("h1")->gold(), 10);
+  EXPECT_TRUE(s->engine().find(kCommandsCollection, {}).empty());
+}
+
 EVENTSOURCED_STORAGE_TEST_ENGINES(command_idempotency_test);
 
 }  // namespace

@@ -12,8 +12,9 @@
 // For each command: if its id was executed before (repository::find_command), the earlier
 // outcome is returned and the function is not called. Otherwise a fresh A(c.aggregate_id) is
 // loaded, fn(aggregate, c) runs, and repository::save(aggregate, c) commits its events together
-// with the command's record. When fn throws, nothing is saved or recorded (a later dispatch of the
-// same id runs again) and the exception propagates.
+// with the command's record. (With options.idempotent = false: no lookup, no record, and the
+// events are saved with causation_metadata(c).) When fn throws, nothing is saved or recorded (a
+// later dispatch of the same id runs again) and the exception propagates.
 //
 // Conflicts. When another writer moved the aggregate between load and save, the save throws
 // conflict_error. With options.retry.enabled (off by default) the handler then backs off, reloads
@@ -38,8 +39,14 @@
 namespace eventsourced {
 
 struct aggregate_handler_options {
-  // Conflict retries: off by default (the first conflict throws conflict_error).
+  // Conflict retries: off by default (the first conflict throws conflict_error). Setting
+  // {.max_attempts = N} turns them on (retry_options::enabled defaults to true).
   retry_options retry{.enabled = false};
+  // Record each command id with its events and skip commands recorded before (idempotency).
+  // false: no record and no lookup — a resent command executes again — for commands that are
+  // never resent (generated on the server, say); saves one lookup and one written page per
+  // command.
+  bool idempotent = true;
 };
 
 template <class A>
@@ -62,13 +69,20 @@ class aggregate_command_handler final : public command_handler {
   command_result handle(const command& c) override {
     const int attempts = options_.retry.enabled ? options_.retry.max_attempts : 1;
     for (int attempt = 0;; ++attempt) {
-      if (std::optional<command_result> earlier = repo_->find_command(c.id)) {
-        return std::move(*earlier);
+      if (options_.idempotent) {
+        if (std::optional<command_result> earlier = repo_->find_command(c.id)) {
+          return std::move(*earlier);
+        }
       }
       std::unique_ptr<A> aggregate = repo_->template load<A>(c.aggregate_id);
       fn_(*aggregate, c);
       try {
-        return repo_->save(*aggregate, c);
+        if (options_.idempotent) return repo_->save(*aggregate, c);
+        commit_result saved = repo_->save(*aggregate, causation_metadata(c));
+        return command_result{.command_id = c.id,
+                              .aggregate = aggregate->stream(),
+                              .version = aggregate->version(),
+                              .events = std::move(saved.events)};
       } catch (const conflict_error&) {
         if (attempt + 1 >= attempts) throw;
       }
