@@ -23,8 +23,9 @@
 // was loaded or last saved: the expected version of the next save.
 //
 // Snapshots. An aggregate whose replay grows long overrides snapshot() and restore(): the
-// repository then stores its state every N events (repository_options::snapshot_every) and later
-// loads start from the latest snapshot and replay only the events after it. Snapshot and replay
+// repository then stores its state every N events (repository_options::snapshot_every) and keeps
+// recent states in memory (repository_options::cache_capacity); later loads start from the latest
+// snapshot or kept state and replay only the events after it. Snapshot and replay
 // must agree: restore(snapshot()) followed by the remaining events gives the same state as a full
 // replay (test it; aggregate_scenario helps). Bump snapshot_schema_version() when the shape of
 // snapshot() changes: snapshots of another schema version are ignored (the load replays fully).
@@ -89,8 +90,9 @@ class aggregate_root {
   // Whether a handler is registered for event_type.
   bool handles(std::string_view event_type) const;
 
-  // The aggregate's state as JSON, for a snapshot; nullopt (the default): this aggregate is never
-  // snapshotted. Must not depend on uncommitted-ness: the repository calls it right after a save.
+  // The aggregate's state as JSON, for a snapshot and for the repository's in-memory cache;
+  // nullopt (the default): this aggregate is never snapshotted nor cached. The repository calls it
+  // after saves and loads, when nothing is uncommitted.
   virtual std::optional<json> snapshot() const { return std::nullopt; }
   // Restores state from what snapshot() returned. Called on a fresh aggregate only (version 0).
   // The default throws invalid_argument_error (an aggregate that snapshots must restore).
