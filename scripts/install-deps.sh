@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Installs what eventsourced needs to build and test on Debian 12 (apt only).
 # Skips apt entirely when everything is already installed.
+#
+#   scripts/install-deps.sh            the build: compiler, CMake, SQLite, nlohmann-json, GoogleTest
+#   scripts/install-deps.sh --servers  also PostgreSQL, Redis and NATS (scripts/services.sh runs
+#                                      them for the tests) and their client libraries
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
+# redis-server brings redis-tools (redis-cli); postgresql brings psql.
+server_packages=(postgresql redis-server nats-server libpq-dev libhiredis-dev libnats-dev)
+
+case "${1:-}" in
+  "") ;;
+  --servers) packages+=("${server_packages[@]}") ;;
+  *) echo "usage: $0 [--servers]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
