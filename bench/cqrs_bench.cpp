@@ -58,23 +58,15 @@
 namespace {
 
 using eventsourced::json;
+using eventsourced_bench::check;
 using eventsourced_bench::percentile;
+using eventsourced_bench::print_result;
 using eventsourced_bench::scratch_dir;
 using eventsourced_bench::take_turns;
 using eventsourced_bench::thread_counters;
 using eventsourced_bench::timing;
 using eventsourced_bench::turns;
 using steady = std::chrono::steady_clock;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) throw std::runtime_error(what);
-}
-
-void print_result(const std::string& name, double ours, double baseline) {
-  std::printf("RESULT name=%s ours=%.0f baseline=%.0f ratio=%.3f\n", name.c_str(), ours, baseline,
-              ours / baseline);
-  std::fflush(stdout);
-}
 
 double micros(steady::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -175,6 +176,18 @@ class scratch_dir {
 inline double percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
   return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5)];
+}
+
+// A benchmark's own sanity check: throws (the benchmark fails) when ok is false.
+inline void check(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error(what);
+}
+
+// The comparison's RESULT line (DESIGN.md, "Measuring").
+inline void print_result(const std::string& name, double ours, double baseline) {
+  std::printf("RESULT name=%s ours=%.0f baseline=%.0f ratio=%.3f\n", name.c_str(), ours, baseline,
+              ours / baseline);
+  std::fflush(stdout);
 }
 
 }  // namespace eventsourced_bench

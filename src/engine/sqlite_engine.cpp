@@ -102,43 +102,8 @@ std::int64_t clamp_to_int64(std::size_t n) {
   return static_cast<std::int64_t>(std::min(n, kMax));
 }
 
-// One row of kEventColumns copied out of SQLite, its JSON not parsed yet (parsed after the
-// connection's lock is released).
-struct unparsed_event {
-  recorded_event event;
-  std::string data;
-  std::string metadata;
-};
-
-unparsed_event copy_event(const statement& row) {
-  unparsed_event u;
-  recorded_event& e = u.event;
-  e.position = row.column_int64(0);
-  e.id = std::string(row.column_text(1));
-  e.stream.type = std::string(row.column_text(2));
-  e.stream.id = std::string(row.column_text(3));
-  e.stream_version = row.column_int64(4);
-  e.type = std::string(row.column_text(5));
-  e.timestamp = std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::microseconds(row.column_int64(6))));
-  u.data = std::string(row.column_text(7));
-  u.metadata = std::string(row.column_text(8));
-  return u;
-}
-
-recorded_event parse_event(unparsed_event u) {
-  recorded_event& e = u.event;
-  auto what = [&] {
-    return "event " + in_quotes(e.id) + " at position " + std::to_string(e.position);
-  };
-  e.data = parse_stored(u.data, [&] { return "the data of " + what(); });
-  e.metadata = parse_stored(u.metadata, [&] { return "the metadata of " + what(); });
-  return std::move(e);
-}
-
-// Reads one row of kEventColumns.
-recorded_event read_event(const statement& row) {
+// The columns of a kEventColumns row other than data and metadata.
+recorded_event read_event_fields(const statement& row) {
   recorded_event e;
   e.position = row.column_int64(0);
   e.id = std::string(row.column_text(1));
@@ -149,11 +114,40 @@ recorded_event read_event(const statement& row) {
   e.timestamp = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::microseconds(row.column_int64(6))));
+  return e;
+}
+
+// Parses an event's stored data and metadata text into e.
+void parse_event_json(recorded_event& e, std::string_view data, std::string_view metadata) {
   auto what = [&] {
     return "event " + in_quotes(e.id) + " at position " + std::to_string(e.position);
   };
-  e.data = parse_stored(row.column_text(7), [&] { return "the data of " + what(); });
-  e.metadata = parse_stored(row.column_text(8), [&] { return "the metadata of " + what(); });
+  e.data = parse_stored(data, [&] { return "the data of " + what(); });
+  e.metadata = parse_stored(metadata, [&] { return "the metadata of " + what(); });
+}
+
+// One row of kEventColumns copied out of SQLite, its JSON not parsed yet (parsed after the
+// connection's lock is released).
+struct unparsed_event {
+  recorded_event event;
+  std::string data;
+  std::string metadata;
+};
+
+unparsed_event copy_event(const statement& row) {
+  return unparsed_event{read_event_fields(row), std::string(row.column_text(7)),
+                        std::string(row.column_text(8))};
+}
+
+recorded_event parse_event(unparsed_event u) {
+  parse_event_json(u.event, u.data, u.metadata);
+  return std::move(u.event);
+}
+
+// Reads one row of kEventColumns.
+recorded_event read_event(const statement& row) {
+  recorded_event e = read_event_fields(row);
+  parse_event_json(e, row.column_text(7), row.column_text(8));
   return e;
 }
 
