@@ -2,15 +2,17 @@
 # Installs what eventsourced needs to build and test on Debian 12 (apt only).
 # Skips apt entirely when everything is already installed.
 #
-#   scripts/install-deps.sh            the build: compiler, CMake, SQLite, nlohmann-json, GoogleTest
-#   scripts/install-deps.sh --servers  also PostgreSQL, Redis and NATS (scripts/services.sh runs
-#                                      them for the tests) and their client libraries
+#   scripts/install-deps.sh            the build: compiler, CMake, SQLite, nlohmann-json, GoogleTest,
+#                                      the client libraries of the server targets (libpq, hiredis,
+#                                      nats.c)
+#   scripts/install-deps.sh --servers  also the PostgreSQL, Redis and NATS servers
+#                                      (scripts/services.sh runs them for the tests)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libpq-dev libhiredis-dev libnats-dev)
 # redis-server brings redis-tools (redis-cli); postgresql brings psql.
-server_packages=(postgresql redis-server nats-server libpq-dev libhiredis-dev libnats-dev)
+server_packages=(postgresql redis-server nats-server)
 
 case "${1:-}" in
   "") ;;

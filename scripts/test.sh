@@ -6,12 +6,30 @@
 #                find_package consumer test)
 #   build-asan   AddressSanitizer + UndefinedBehaviorSanitizer, every test
 #   build-tsan   ThreadSanitizer, the concurrency, bus, relay, subscription and projection tests
-# Set EVENTSOURCED_TEST_QUICK=1 to run only the first.
+# Set EVENTSOURCED_TEST_QUICK=1 to run only the first. PostgreSQL, Redis and NATS are installed and
+# started by scripts/services.sh (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --servers
 jobs="$(nproc)"
+
+# The servers the integration tests need (PostgreSQL, Redis, NATS JetStream), on loopback ports
+# of their own. Servers already running (a developer's) are reused and left running; those
+# started here are stopped on exit. A server that does not start stops the run here.
+services_started=()
+for service in postgres redis nats; do
+  scripts/services.sh status "$service" >/dev/null 2>&1 || services_started+=("$service")
+done
+stop_services() {
+  if [ ${#services_started[@]} -gt 0 ]; then scripts/services.sh stop "${services_started[@]}" || true; fi
+}
+trap stop_services EXIT
+scripts/services.sh start
+eval "$(scripts/services.sh env)"
+# Under CI a test whose server address is missing fails instead of skipping
+# (tests/support/servers.hpp); the addresses are all set just above either way.
+export CI="${CI:-true}"
 
 run_build() {  # name, ctest args..., -- cmake args...
   local dir=$1; shift

@@ -33,6 +33,7 @@
 #include <eventsourced/engine/engine.hpp>
 #include <eventsourced/error.hpp>
 
+#include "support/servers.hpp"
 #include "support/temporary_directory.hpp"
 
 namespace eventsourced {
@@ -55,6 +56,9 @@ namespace eventsourced::conformance {
 struct engine_under_test {
   std::string name;                               // [A-Za-z0-9_]: it becomes part of test names
   std::function<std::unique_ptr<engine>()> make;  // a fresh, empty engine on every call
+  // For an engine on a server: the environment variable holding its address. SetUp() skips the
+  // test when it is unset (fails it under CI; see support/servers.hpp) before calling make().
+  const char* server_variable = nullptr;
 };
 
 inline void PrintTo(const engine_under_test& e, std::ostream* os) {
@@ -69,6 +73,10 @@ inline std::string engine_under_test_name(const ::testing::TestParamInfo<engine_
 class engine_conformance : public ::testing::TestWithParam<engine_under_test> {
  protected:
   void SetUp() override {
+    if (GetParam().server_variable != nullptr) {
+      std::string address;
+      EVENTSOURCED_REQUIRE_SERVER(GetParam().server_variable, address);
+    }
     engine_ = GetParam().make();
     ASSERT_NE(engine_, nullptr);
   }

@@ -30,6 +30,8 @@
 #include <eventsourced/event/bus.hpp>
 #include <eventsourced/event/event.hpp>
 
+#include "support/servers.hpp"
+
 namespace eventsourced::conformance {
 
 // One bus the suite runs against.
@@ -40,6 +42,9 @@ struct bus_under_test {
   std::function<void(event_bus&)> settle;
   // Whether the bus delivers the events of one stream in publish order.
   bool ordered_per_stream = true;
+  // For a bus on a server: the environment variable holding its address. SetUp() skips the test
+  // when it is unset (fails it under CI; see support/servers.hpp) before calling make().
+  const char* server_variable = nullptr;
 };
 
 inline void PrintTo(const bus_under_test& b, std::ostream* os) {
@@ -111,6 +116,10 @@ bool eventually(Done done) {
 class event_bus_conformance : public ::testing::TestWithParam<bus_under_test> {
  protected:
   void SetUp() override {
+    if (GetParam().server_variable != nullptr) {
+      std::string address;
+      EVENTSOURCED_REQUIRE_SERVER(GetParam().server_variable, address);
+    }
     bus_ = GetParam().make();
     ASSERT_NE(bus_, nullptr);
   }
