@@ -12,6 +12,7 @@
 //   ├── engine_unavailable_error   the engine is busy or unreachable (retryable)
 //   ├── store_closed_error         the store (or engine) was closed
 //   └── engine_error               anything else the engine reported (I/O, corruption, ...)
+//       └── commit_outcome_unknown_error   a server connection was lost after a commit was sent
 //
 // \par Thread safety
 // Exception objects are immutable after construction; copies may be shared across threads.
@@ -87,8 +88,8 @@ class serialization_error : public error {
 };
 
 // The engine could not be reached or stayed busy beyond its timeout (a locked SQLite file, a lost
-// server connection). Retryable; nothing was committed unless the message says the outcome is
-// unknown.
+// server connection). Retryable: nothing of the failed call was committed. (When that cannot be
+// known, the engine throws commit_outcome_unknown_error instead.)
 class engine_unavailable_error : public error {
  public:
   explicit engine_unavailable_error(const std::string& what) : error(what, true) {}
@@ -105,6 +106,14 @@ class store_closed_error : public error {
 class engine_error : public error {
  public:
   explicit engine_error(const std::string& what, bool retryable = false) : error(what, retryable) {}
+};
+
+// The connection to a database server was lost after a commit had been sent and before its
+// answer arrived: the commit may or may not have been applied. Not retryable as it stands (a
+// blind retry could apply a write twice): re-read the state to learn whether it was applied.
+class commit_outcome_unknown_error : public engine_error {
+ public:
+  explicit commit_outcome_unknown_error(const std::string& what) : engine_error(what, false) {}
 };
 
 }  // namespace eventsourced
