@@ -6,16 +6,27 @@
 //   ..._2_writers, ..._8_writers      the same from 2 and 8 threads, each on its own document
 //                                     (ours: one store, a pool of 8 connections; baseline: one
 //                                     connection per thread)
+//   gap_safe_log_head_lock_vs_plain_sequence_8_writers
+//                                     what invariant 3 costs: the hand-written baseline with
+//                                     positions taken under the log_head row lock (as the engine
+//                                     does) against the same with a plain sequence (not gap-safe:
+//                                     a reader could miss events). This bounds what the other
+//                                     known approach (xid-snapshot visibility, which leaves
+//                                     writers unserialised) could gain on the write side.
 //
 // The baseline is what a careful programmer would write by hand against the same tables, with
-// prepared statements and one transaction per increment, doing the same work:
+// prepared statements and one transaction per increment, running the engine's statements one
+// after the other:
 //   SELECT version, body (outside the transaction, as the store reads before it edits)
 //   parse, convert to the struct, edit, convert back, serialize, JSON Patch + Merge Patch of the
 //   change (the event's data, as default_event_mapper records it), a random event id
 //   BEGIN; UPDATE documents ... WHERE version = $v RETURNING version;
-//   UPDATE log_head SET position = position + 1 RETURNING position, pg_notify(...);
-//   SELECT max(stream_version) of the stream; INSERT the event; COMMIT
-// and retries when the version check fails (it cannot here: one writer per document).
+//   SELECT max(stream_version) of the stream;
+//   WITH head AS (UPDATE log_head ... RETURNING position, pg_notify(...)) INSERT the event;
+//   COMMIT
+// — six round trips. The engine sends BEGIN with the UPDATE and COMMIT with the INSERT (libpq
+// pipeline mode): four round trips, and the log_head lock is held for one round trip instead of
+// two. With several writers that shorter lock is most of the difference.
 // Both sides run on the same server, each in its own schema, taking turns of 100 ms. After each
 // comparison the documents must hold exactly the successful increments and the log one event per
 // increment, or the benchmark fails. Each comparison ends with
@@ -170,7 +181,10 @@ class ours_side {
 
 class baseline_connection {
  public:
-  baseline_connection(const std::string& conninfo, const std::string& schema) {
+  // plain_sequence: positions from a sequence, without the log_head lock (not gap-safe: for
+  // measuring what the lock costs).
+  baseline_connection(const std::string& conninfo, const std::string& schema,
+                      bool plain_sequence = false) {
     conn_ = PQconnectdb(conninfo.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(conn_));
     const std::string s = "\"" + schema + "\"";
@@ -181,15 +195,23 @@ class baseline_connection {
                           ".documents SET version = version + 1, body = $3::jsonb WHERE "
                           "collection = $1::text AND id = $2::text AND version = $4::bigint "
                           "RETURNING version");
-    prepare("take", "UPDATE " + s +
-                        ".log_head SET position = position + 1 RETURNING position, "
-                        "pg_notify($1::text, position::text)");
     prepare("head", "SELECT coalesce(max(stream_version), 0) FROM " + s +
                         ".events WHERE stream_type = $1::text AND stream_id = $2::text");
-    prepare("insert", "INSERT INTO " + s +
+    // The engine's own statement: the position under the log_head row lock, taken in the INSERT
+    // (or, for the lock-cost comparison, from a sequence), the notification at COMMIT.
+    const std::string position =
+        plain_sequence ? "nextval('" + s + ".positions')" : "(SELECT position FROM head)";
+    const std::string head_cte =
+        plain_sequence ? "WITH head AS (SELECT pg_notify($6::text, ''))"
+                       : "WITH head AS (UPDATE " + s +
+                             ".log_head SET position = position + 1 RETURNING position, "
+                             "pg_notify($6::text, position::text))";
+    prepare("insert", head_cte + " INSERT INTO " + s +
                           ".events (position, id, stream_type, stream_id, stream_version, type, "
-                          "recorded_at, data, metadata) VALUES ($1::bigint, $2::text, $3::text, "
-                          "$4::text, $5::bigint, $6::text, now(), $7::json, NULL)");
+                          "recorded_at, data, metadata) SELECT " +
+                          position +
+                          ", $1::text, $2::text, $3::text, $4::bigint, $5::text, now(), $7::json, "
+                          "NULL FROM head RETURNING position");
     channel_ = "es_log_" + schema;
   }
   ~baseline_connection() { PQfinish(conn_); }
@@ -218,12 +240,11 @@ class baseline_connection {
       exec_simple("ROLLBACK");
       return false;
     }
-    const auto position = exec("take", {channel_.c_str()});
     const auto head = exec("head", {"players", id.c_str()});
     const std::string stream_version = std::to_string(std::stoll(PQgetvalue(head.get(), 0, 0)) + 1);
     const std::string data_text = data.dump();
-    exec("insert", {PQgetvalue(position.get(), 0, 0), event_id, "players", id.c_str(),
-                    stream_version.c_str(), "players.updated", data_text.c_str()});
+    exec("insert", {event_id, "players", id.c_str(), stream_version.c_str(), "players.updated",
+                    channel_.c_str(), data_text.c_str()});
     exec_simple("COMMIT");
     return true;
   }
@@ -262,7 +283,8 @@ class baseline_connection {
 
 class baseline_side {
  public:
-  baseline_side(const std::string& uri, const std::string& schema, int threads)
+  baseline_side(const std::string& uri, const std::string& schema, int threads,
+                bool plain_sequence = false)
       : threads_(threads) {
     // The tables: the engine's own DDL, then the documents written the same way.
     auto setup =
@@ -271,8 +293,10 @@ class baseline_side {
     for (int t = 0; t < threads; ++t) players.find_one_and_upsert(make_player(document_id(t)));
     setup->close();
     const auto conninfo = options_for(uri, schema).conninfo;
+    if (plain_sequence) exec_once(conninfo, "CREATE SEQUENCE \"" + schema + "\".positions");
     for (int t = 0; t < threads; ++t) {
-      connections_.push_back(std::make_unique<baseline_connection>(conninfo, schema));
+      connections_.push_back(
+          std::make_unique<baseline_connection>(conninfo, schema, plain_sequence));
       randoms_.emplace_back(static_cast<std::uint64_t>(t) * 7919 + 17);
     }
     check_store_ =
@@ -304,14 +328,25 @@ class baseline_side {
   std::shared_ptr<eventsourced::store> check_store_;
 };
 
-void compare(const std::string& uri, const std::string& name, int threads, const timing& t) {
+// Ours is the library and the baseline hand-written libpq; with lock_cost both are hand-written:
+// ours with the log_head lock, the baseline with a plain sequence.
+void compare(const std::string& uri, const std::string& name, int threads, const timing& t,
+             bool lock_cost = false) {
   const std::string suffix = std::to_string(::getpid());
   const std::string ours_schema = "bench_ours_" + suffix, base_schema = "bench_base_" + suffix;
   const auto conninfo = eventsourced::parse_postgres_uri(uri).conninfo;
   for (const auto& s : {ours_schema, base_schema}) {
     exec_once(conninfo, "DROP SCHEMA IF EXISTS \"" + s + "\" CASCADE");
   }
-  {
+  if (lock_cost) {
+    baseline_side ours(uri, ours_schema, threads);
+    baseline_side baseline(uri, base_schema, threads, /*plain_sequence=*/true);
+    const auto result = take_turns(threads, t, ours, baseline);
+    ours.check_totals(result.ours_ops_all);
+    baseline.check_totals(result.baseline_ops_all);
+    print_result("postgres_" + name, result.ours.ops_per_second(),
+                 result.baseline.ops_per_second());
+  } else {
     ours_side ours(uri, ours_schema, threads);
     baseline_side baseline(uri, base_schema, threads);
     const auto result = take_turns(threads, t, ours, baseline);
@@ -341,15 +376,21 @@ int main(int argc, char** argv) {
   if (const char* seconds = std::getenv("EVENTSOURCED_BENCH_SECONDS")) {
     t.measured = std::chrono::duration<double>(std::atof(seconds));
   }
-  const std::vector<std::pair<std::string, int>> comparisons = {
-      {"find_one_and_update_with_event", 1},
-      {"find_one_and_update_with_event_2_writers", 2},
-      {"find_one_and_update_with_event_8_writers", 8}};
+  struct comparison {
+    std::string name;
+    int threads;
+    bool lock_cost;
+  };
+  const std::vector<comparison> comparisons = {
+      {"find_one_and_update_with_event", 1, false},
+      {"find_one_and_update_with_event_2_writers", 2, false},
+      {"find_one_and_update_with_event_8_writers", 8, false},
+      {"gap_safe_log_head_lock_vs_plain_sequence_8_writers", 8, true}};
   try {
-    for (const auto& [name, threads] : comparisons) {
+    for (const auto& c : comparisons) {
       bool wanted = argc < 2;
-      for (int i = 1; i < argc; ++i) wanted = wanted || name.find(argv[i]) != std::string::npos;
-      if (wanted) compare(uri, name, threads, t);
+      for (int i = 1; i < argc; ++i) wanted = wanted || c.name.find(argv[i]) != std::string::npos;
+      if (wanted) compare(uri, c.name, c.threads, t, c.lock_cost);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "postgres bench failed: %s\n", e.what());

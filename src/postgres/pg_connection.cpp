@@ -70,6 +70,10 @@ result connection::check(PGresult* raw, std::string_view doing) {
   result r(raw);
   const ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  if (status == PGRES_PIPELINE_ABORTED) {
+    throw pg_failure(failure_kind::other, "", "",
+                     std::string(doing) + ": skipped after an earlier statement failed");
+  }
   const char* state_field = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
   const char* constraint_field = r ? PQresultErrorField(r.get(), PG_DIAG_CONSTRAINT_NAME) : nullptr;
   std::string state = state_field ? state_field : "";
@@ -101,11 +105,15 @@ std::vector<const char*> pointers(const params& values) {
 
 }  // namespace
 
+void connection::prepare(const statement& s, std::string_view doing) {
+  if (prepared_.contains(s.name)) return;
+  check(PQprepare(conn_, s.name.c_str(), s.sql.c_str(), s.param_count, nullptr), doing);
+  prepared_.insert(s.name);
+}
+
 result connection::exec(const statement& s, const params& values, std::string_view doing) {
-  if (!prepared_.contains(s.name)) {
-    check(PQprepare(conn_, s.name.c_str(), s.sql.c_str(), s.param_count, nullptr), doing);
-    prepared_.insert(s.name);
-  }
+  prepare(s, doing);
+  if (begin_pending_) return pipeline(&s, nullptr, values, false, doing);
   const auto p = pointers(values);
   return check(PQexecPrepared(conn_, s.name.c_str(), static_cast<int>(p.size()), p.data(), nullptr,
                               nullptr, 0),
@@ -114,10 +122,67 @@ result connection::exec(const statement& s, const params& values, std::string_vi
 
 result connection::exec_params(const std::string& sql, const params& values,
                                std::string_view doing) {
+  if (begin_pending_) return pipeline(nullptr, &sql, values, false, doing);
   const auto p = pointers(values);
   return check(PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(),
                             nullptr, nullptr, 0),
                doing);
+}
+
+result connection::exec_then_commit(const statement& s, const params& values,
+                                    std::string_view doing) {
+  prepare(s, doing);
+  return pipeline(&s, nullptr, values, true, doing);
+}
+
+result connection::pipeline(const statement* s, const std::string* sql, const params& values,
+                            bool commit, std::string_view doing) {
+  const bool begin = begin_pending_;
+  begin_pending_ = false;
+  if (PQenterPipelineMode(conn_) != 1) throw_connection_failure(conn_, doing);
+  const auto p = pointers(values);
+  const int n = static_cast<int>(p.size());
+  bool sent = true;
+  if (begin)
+    sent = sent && PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0);
+  if (s != nullptr) {
+    sent = sent && PQsendQueryPrepared(conn_, s->name.c_str(), n, p.data(), nullptr, nullptr, 0);
+  } else {
+    sent =
+        sent && PQsendQueryParams(conn_, sql->c_str(), n, nullptr, p.data(), nullptr, nullptr, 0);
+  }
+  if (commit)
+    sent = sent && PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0);
+  sent = sent && PQpipelineSync(conn_);
+  if (!sent) throw_connection_failure(conn_, doing);
+  // One result (then NULL) per query, then the sync. A query skipped after an earlier failure
+  // gives PGRES_PIPELINE_ABORTED. A lost connection ends the results early.
+  const int queries = (begin ? 1 : 0) + 1 + (commit ? 1 : 0);
+  std::vector<result> results(static_cast<std::size_t>(queries));
+  int index = 0;
+  for (int guard = 0; guard < 64; ++guard) {
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) {
+      if (PQstatus(conn_) != CONNECTION_OK) break;
+      ++index;
+      continue;
+    }
+    if (PQresultStatus(raw) == PGRES_PIPELINE_SYNC) {
+      PQclear(raw);
+      break;
+    }
+    if (index < queries && !results[static_cast<std::size_t>(index)]) {
+      results[static_cast<std::size_t>(index)].reset(raw);
+    } else {
+      PQclear(raw);
+    }
+  }
+  if (PQstatus(conn_) == CONNECTION_OK) PQexitPipelineMode(conn_);
+  std::size_t i = 0;
+  if (begin) check(results[i++].release(), doing);
+  result out = check(results[i++].release(), doing);
+  if (commit) check(results[i].release(), doing);
+  return out;
 }
 
 std::int64_t get_int64(const PGresult* r, int row, int column) {

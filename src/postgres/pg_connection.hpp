@@ -83,12 +83,29 @@ class connection {
   // Runs SQL with parameters, unprepared (queries whose text varies). Throws pg_failure.
   result exec_params(const std::string& sql, const params& values, std::string_view doing);
 
+  // Makes the next statement run by exec() (either form) or exec_then_commit() open a transaction
+  // first, in the same round trip (libpq pipeline mode).
+  void begin_with_next_statement() noexcept { begin_pending_ = true; }
+  // Whether BEGIN is still pending (no statement ran since begin_with_next_statement()).
+  bool begin_pending() const noexcept { return begin_pending_; }
+  // Runs a prepared statement and then COMMIT in one round trip (pipeline mode). Returns the
+  // statement's result. Throws pg_failure when either fails (when the statement fails, COMMIT is
+  // skipped and the transaction stays open and failed: roll it back).
+  result exec_then_commit(const statement& s, const params& values, std::string_view doing);
+
  private:
+  // Sends the pipeline [BEGIN if pending] + s [+ COMMIT] and returns s's result (checked), after
+  // checking BEGIN's and COMMIT's.
+  result pipeline(const statement* s, const std::string* sql, const params& values, bool commit,
+                  std::string_view doing);
+  void prepare(const statement& s, std::string_view doing);
+
   // Checks r; throws pg_failure for anything but the expected statuses.
   result check(PGresult* r, std::string_view doing);
 
   PGconn* conn_ = nullptr;
   std::unordered_set<std::string> prepared_;
+  bool begin_pending_ = false;
 };
 
 // Throws pg_failure(connection) describing a connection that could not be made.

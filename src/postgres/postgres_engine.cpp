@@ -125,6 +125,7 @@ class postgres_engine final : public engine {
   commit_result commit(const commit_request& request) override {
     validate_commit_request(request);
     const auto alive = enter();
+    int stream_retries = 0;
     for (int attempt = 1;; ++attempt) {
       commit_result result;
       bool commit_sent = false;
@@ -139,6 +140,13 @@ class postgres_engine final : public engine {
       } catch (const pg_failure& f) {
         if (commit_sent && f.kind() == failure_kind::connection) {
           return resolve_unknown_outcome(std::move(result), f);
+        }
+        // Another commit appended to one of our streams after we read its version (see
+        // append()): it made progress, so retrying cannot go on forever while we lose.
+        if (f.sqlstate() == "23505" && f.constraint() == "events_stream_key" &&
+            stream_retries++ < kMaxStreamRetries) {
+          --attempt;
+          continue;
         }
         if (f.kind() != failure_kind::other && attempt < options_.max_attempts) {
           backoff(attempt);
@@ -272,31 +280,31 @@ class postgres_engine final : public engine {
                    "collection = $1::text AND id = $2::text AND version = $4::bigint AND body IS "
                    "NOT NULL RETURNING version",
                5};
-    // Invariant 3: see the header. The row lock taken here is held until COMMIT; the
-    // notification is delivered at COMMIT, to every LISTENing engine.
-    take_positions_ = {"es_take_positions",
-                       "UPDATE " + head_table_ +
-                           " SET position = position + $1::bigint RETURNING position, "
-                           "pg_notify($2::text, position::text)",
-                       2};
     stream_head_ = {"es_stream_head",
                     "SELECT coalesce(max(stream_version), 0) FROM " + e +
                         " WHERE stream_type = $1::text AND stream_id = $2::text",
                     2};
-    // All events of a commit in one statement: $1 a JSON array of the rows' scalar columns, $2
-    // and $3 JSON arrays of their data and metadata (separate, because json's -> operator
-    // rejects a \u0000 anywhere in the object it reads from, and data may hold one), $4 the
-    // commit time in microseconds since the epoch.
+    // All events of a commit in one statement, sent together with COMMIT. Invariant 3 (see the
+    // header): the CTE's UPDATE takes the log_head row lock, held until that COMMIT, and hands
+    // out positions top - $5 + 1 .. top in row order; the notification goes out at COMMIT to
+    // every LISTENing engine. $1 is a JSON array of the rows' scalar columns, $2 and $3 JSON
+    // arrays of their data and metadata (separate, because json's -> operator rejects a \u0000
+    // anywhere in the object it reads from, and data may hold one), $4 the commit time in
+    // microseconds since the epoch, $5 the number of events, $6 the notification channel.
     insert_events_ = {
         "es_insert_events",
-        "INSERT INTO " + e +
+        "WITH head AS (UPDATE " + head_table_ +
+            " SET position = position + $5::bigint RETURNING position, pg_notify($6::text, "
+            "position::text)) INSERT INTO " +
+            e +
             " (position, id, stream_type, stream_id, stream_version, type, recorded_at, data, "
-            "metadata) SELECT (r->>'p')::bigint, r->>'id', r->>'st', r->>'si', (r->>'sv')::bigint, "
-            "r->>'t', timestamptz 'epoch' + $4::bigint * interval '1 microsecond', d, m "
-            "FROM json_array_elements($1::json) WITH ORDINALITY AS rows(r, n) "
-            "JOIN json_array_elements($2::json) WITH ORDINALITY AS datas(d, n) USING (n) "
-            "JOIN json_array_elements($3::json) WITH ORDINALITY AS metadatas(m, n) USING (n)",
-        4};
+            "metadata) SELECT (SELECT position FROM head) - $5::bigint + n, r->>'id', r->>'st', "
+            "r->>'si', (r->>'sv')::bigint, r->>'t', timestamptz 'epoch' + $4::bigint * interval "
+            "'1 microsecond', d, m FROM json_array_elements($1::json) WITH ORDINALITY AS rows(r, "
+            "n) JOIN json_array_elements($2::json) WITH ORDINALITY AS datas(d, n) USING (n) "
+            "JOIN json_array_elements($3::json) WITH ORDINALITY AS metadatas(m, n) USING (n) "
+            "RETURNING position",
+        6};
     const std::string columns =
         "id, type, stream_type, stream_id, stream_version, position, "
         "(extract(epoch FROM recorded_at) * 1000000)::bigint, data::text, metadata::text FROM " +
@@ -371,11 +379,12 @@ class postgres_engine final : public engine {
   };
 
   // One attempt. `result` is filled as the commit goes (so an unknown outcome can be resolved);
-  // commit_sent is set just before COMMIT goes to the server.
+  // commit_sent is set just before COMMIT goes to the server. Round trips: BEGIN with the first
+  // write, one per further write, one per stream appended to, and the events with COMMIT.
   void commit_once(postgres_detail::connection& c, const commit_request& request,
                    commit_result& result, bool& commit_sent) {
     result.versions.reserve(request.writes.size());
-    c.exec(std::string("BEGIN"), "begin a transaction");
+    c.begin_with_next_statement();
     transaction tx{c};
     for (const document_write& w : request.writes) {
       result.versions.push_back(apply_write(c, w, request.version_field, request.max_body_bytes));
@@ -389,27 +398,26 @@ class postgres_engine final : public engine {
     for (const auto* appends : {&request.appends, &std::as_const(derived)}) {
       for (const stream_append& a : *appends) event_count += a.events.size();
     }
-    if (event_count > 0) {
-      const auto top =
-          get_int64(c.exec(take_positions_, params{std::to_string(event_count), channel_},
-                           "take log positions")
-                        .get(),
-                    0, 0);
-      std::int64_t position = top - static_cast<std::int64_t>(event_count);
-      const auto now =
-          std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-      result.events.reserve(event_count);
-      for (const stream_append& a : request.appends) append(c, a, position, now, result.events);
-      for (stream_append& a : derived) append(c, a, position, now, result.events);
-      insert_events(c, result.events, now);
+    if (event_count == 0) {
+      if (!c.begin_pending()) {
+        commit_sent = true;
+        c.exec(std::string("COMMIT"), "commit");
+      }
+      tx.done = true;
+      return;
     }
+    const auto now =
+        std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+    result.events.reserve(event_count);
+    for (const stream_append& a : request.appends) append(c, a, now, result.events);
+    for (stream_append& a : derived) append(c, a, now, result.events);
     commit_sent = true;
-    c.exec(std::string("COMMIT"), "commit");
+    insert_events_and_commit(c, result.events, now);
     tx.done = true;
   }
 
-  void insert_events(postgres_detail::connection& c, const std::vector<recorded_event>& events,
-                     std::chrono::sys_time<std::chrono::microseconds> now) {
+  void insert_events_and_commit(postgres_detail::connection& c, std::vector<recorded_event>& events,
+                                std::chrono::sys_time<std::chrono::microseconds> now) {
     std::string rows = "[", datas = "[", metadatas = "[";
     for (const recorded_event& e : events) {
       const auto what = [&](const char* part) {
@@ -420,8 +428,7 @@ class postgres_engine final : public engine {
         datas += ',';
         metadatas += ',';
       }
-      rows += dump_for_storage(json{{"p", e.position},
-                                    {"id", e.id},
+      rows += dump_for_storage(json{{"id", e.id},
                                     {"st", e.stream.type},
                                     {"si", e.stream.id},
                                     {"sv", e.stream_version},
@@ -433,10 +440,13 @@ class postgres_engine final : public engine {
     rows += ']';
     datas += ']';
     metadatas += ']';
+    postgres_detail::result r;
     try {
-      c.exec(insert_events_,
-             params{rows, datas, metadatas, std::to_string(now.time_since_epoch().count())},
-             "record events");
+      r = c.exec_then_commit(
+          insert_events_,
+          params{rows, datas, metadatas, std::to_string(now.time_since_epoch().count()),
+                 std::to_string(events.size()), channel_},
+          "record events and commit");
     } catch (const pg_failure& f) {
       if (f.sqlstate() == "23505" && f.constraint() == "events_id_key") {
         std::string ids;
@@ -452,6 +462,10 @@ class postgres_engine final : public engine {
       }
       throw;
     }
+    // The positions handed out are consecutive, in row order.
+    std::int64_t first = std::numeric_limits<std::int64_t>::max();
+    for (int i = 0; i < PQntuples(r.get()); ++i) first = std::min(first, get_int64(r.get(), i, 0));
+    for (auto& e : events) e.position = first++;
   }
 
   template <typename What>
@@ -576,10 +590,13 @@ class postgres_engine final : public engine {
     }
   }
 
-  // Checks one append's expected version (under the log_head lock, so exactly) and adds its
-  // events to `recorded`, numbered from position + 1.
+  // Checks one append's expected version and adds its events to `recorded` (positions are
+  // handed out by the insert). The stream's version is read before the log_head lock is taken,
+  // to keep the lock short: a concurrent append to the same stream that commits in between makes
+  // the insert fail on the (stream, version) unique key, and the commit is retried (see
+  // commit()), reading the new version.
   template <typename Append>
-  void append(postgres_detail::connection& c, Append& a, std::int64_t& position,
+  void append(postgres_detail::connection& c, Append& a,
               std::chrono::sys_time<std::chrono::microseconds> now,
               std::vector<recorded_event>& recorded) {
     std::int64_t current = get_int64(
@@ -590,14 +607,13 @@ class postgres_engine final : public engine {
                            current);
     }
     for (auto& e : a.events) {
-      ++position;
       ++current;
       if constexpr (std::is_const_v<Append>) {
         recorded.push_back(
-            recorded_event{e.id, e.type, a.stream, current, position, now, e.data, e.metadata});
+            recorded_event{e.id, e.type, a.stream, current, 0, now, e.data, e.metadata});
       } else {
-        recorded.push_back(recorded_event{std::move(e.id), std::move(e.type), a.stream, current,
-                                          position, now, std::move(e.data), std::move(e.metadata)});
+        recorded.push_back(recorded_event{std::move(e.id), std::move(e.type), a.stream, current, 0,
+                                          now, std::move(e.data), std::move(e.metadata)});
       }
     }
   }
@@ -614,19 +630,27 @@ class postgres_engine final : public engine {
       throw commit_outcome_unknown_error("eventsourced: postgresql: " + what +
                                          "; the commit may or may not have been applied");
     }
+    // The server may be restarting: ask until it answers or outcome_timeout passes.
     bool present = false;
-    try {
-      present =
-          run("look up a commit whose outcome was unknown", [&](postgres_detail::connection& c) {
-            return PQntuples(
-                       c.exec(find_event_, params{result.events.front().id}, "look up an event")
-                           .get()) > 0;
-          });
-    } catch (const engine_unavailable_error& e) {
-      throw commit_outcome_unknown_error("eventsourced: postgresql: " + what +
-                                         "; the commit may or may not have been applied, and the "
-                                         "server could not be asked: " +
-                                         e.what());
+    const auto deadline = clock_type::now() + options_.outcome_timeout;
+    while (true) {
+      try {
+        present =
+            run("look up a commit whose outcome was unknown", [&](postgres_detail::connection& c) {
+              return PQntuples(
+                         c.exec(find_event_, params{result.events.front().id}, "look up an event")
+                             .get()) > 0;
+            });
+        break;
+      } catch (const engine_unavailable_error& e) {
+        if (clock_type::now() >= deadline) {
+          throw commit_outcome_unknown_error(
+              "eventsourced: postgresql: " + what +
+              "; the commit may or may not have been applied, and the server could not be asked: " +
+              e.what());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     }
     if (!present) {
       throw engine_unavailable_error("eventsourced: postgresql: " + what + "; it was not applied");
@@ -634,6 +658,8 @@ class postgres_engine final : public engine {
     note_head(result.events.back().position);
     return result;
   }
+
+  static constexpr int kMaxStreamRetries = 1000;
 
   // --- Reads, retries, errors ------------------------------------------------------------------
 
@@ -780,8 +806,8 @@ class postgres_engine final : public engine {
     listening_ = on;
   }
 
-  statement get_, versions_, check_lock_, placeholder_, create_, restamp_, update_, take_positions_,
-      stream_head_, insert_events_, read_stream_, read_all_, read_head_, find_event_;
+  statement get_, versions_, check_lock_, placeholder_, create_, restamp_, update_, stream_head_,
+      insert_events_, read_stream_, read_all_, read_head_, find_event_;
 
   const postgres_options options_;
   const std::string schema_;      // quoted

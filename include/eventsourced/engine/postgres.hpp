@@ -17,8 +17,9 @@
 // the next appender can only take positions after the previous one is visible: readers see the
 // log grow as a prefix, never a gap filled in later (a plain sequence would allow that: a
 // transaction that drew a lower number can commit after one that drew a higher number). The cost:
-// commits that record events are serialised for the time of their last round trip and COMMIT.
-// Commits without events (and every read) run fully in parallel.
+// commits that record events are serialised for the time of one round trip (the events' INSERT is
+// sent together with COMMIT) and the commit itself. Commits without events, and every read, run
+// fully in parallel.
 //
 // wait_for() is woken by LISTEN/NOTIFY (each commit with events notifies, also across
 // processes), with a poll as a fallback while the listening connection is down.
@@ -26,10 +27,14 @@
 // Connections: a pool of up to pool_size connections, opened on demand; the fixed statements are
 // prepared once per connection. A lost connection is dropped and the call retried on a fresh one
 // (up to max_attempts, with a short backoff), as are a deadlock and a serialization failure, but
-// only when nothing can have been committed: when the connection is lost after COMMIT was sent,
-// the commit throws commit_outcome_unknown_error (never retried for you). When the server stays
-// unreachable calls throw engine_unavailable_error (retryable). Error messages name host, port
-// and database, never the password.
+// only when nothing can have been committed. When the connection is lost after COMMIT was sent,
+// a commit that records events asks the server (for up to outcome_timeout) whether its first
+// event is in the log: if so it returns normally, if not it throws engine_unavailable_error
+// (nothing was applied; this assumes the lost connection's server process cannot still commit,
+// which holds when the server closed, restarted or crashed). Without events, or when the server
+// does not answer in time: commit_outcome_unknown_error (never retried for you). When the server
+// stays unreachable calls throw engine_unavailable_error (retryable). Error messages name host,
+// port and database, never the password.
 //
 // URI (what open_engine() accepts; also "postgres://..."): any libpq connection URI, e.g.
 //   postgresql://user:password@host:5432/dbname?sslmode=verify-full&sslrootcert=ca.pem
@@ -69,6 +74,9 @@ struct postgres_options {
   int max_attempts = 3;
   // How long a call waits for a free pooled connection before engine_unavailable_error.
   std::chrono::milliseconds pool_wait_timeout{std::chrono::seconds(30)};
+  // After the connection is lost during COMMIT, how long to keep asking the server whether the
+  // commit was applied (see above) before giving up with commit_outcome_unknown_error.
+  std::chrono::milliseconds outcome_timeout{std::chrono::seconds(10)};
   // How often wait_for() checks the log itself while the LISTEN connection is down (and at
   // least this often anyway).
   std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
