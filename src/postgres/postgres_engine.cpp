@@ -74,6 +74,24 @@ void validate_schema_name(std::string_view schema) {
   }
 }
 
+// "host:port/dbname" of a conninfo for messages (libpq's defaults where it names none).
+std::string describe_conninfo(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  if (options == nullptr) return "?";
+  std::string host = "localhost", port = "5432", db;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    const std::string_view keyword(o->keyword);
+    if (keyword == "host" || (keyword == "hostaddr" && host == "localhost")) host = o->val;
+    if (keyword == "port") port = o->val;
+    if (keyword == "dbname") db = o->val;
+  }
+  PQconninfoFree(options);
+  return host + ":" + port + "/" + db;
+}
+
 class postgres_engine final : public engine {
  public:
   explicit postgres_engine(const postgres_options& options)
@@ -83,6 +101,7 @@ class postgres_engine final : public engine {
         events_(schema_ + ".events"),
         head_table_(schema_ + ".log_head"),
         channel_("es_log_" + options.schema),
+        server_(describe_conninfo(options.conninfo)),
         pool_(options.conninfo, options.pool_size, options.pool_wait_timeout) {
     prepare_statement_texts();
     create_schema();
@@ -352,7 +371,6 @@ class postgres_engine final : public engine {
         " (singleton, position) VALUES (true, 0) ON CONFLICT DO NOTHING;"
         "COMMIT;";
     run("create the schema", [&](postgres_detail::connection& c) {
-      server_ = c.describe();  // before any other thread can see this engine
       try {
         c.exec(ddl, "create the schema");
       } catch (...) {
@@ -815,7 +833,7 @@ class postgres_engine final : public engine {
   const std::string events_;      // quoted, schema-qualified
   const std::string head_table_;  // quoted, schema-qualified
   const std::string channel_;     // the NOTIFY channel
-  std::string server_ = "?";      // host:port/db for messages, set after the first connection
+  std::string server_;            // host:port/db for messages (never the password)
   pool pool_;
 
   std::shared_mutex lifetime_mutex_;  // shared by every call, exclusive by close()
