@@ -8,6 +8,7 @@
 #include <eventsourced/nats/subject.hpp>
 
 #include "connection.hpp"
+#include "dispatcher.hpp"
 #include "handler_calls.hpp"
 #include "subscriber_thread.hpp"
 
@@ -54,7 +55,8 @@ struct jetstream_bus::state {
 
   const jetstream_bus_options options;
   nats_internal::connection conn;
-  nats_internal::subscriber_set subscribers;
+  nats_internal::subscriber_set subscribers;  // durable subscriptions: a consumer and thread each
+  nats_internal::dispatcher dispatcher;       // ephemeral ones: one consumer, one thread
   std::atomic<bool> closed{false};
   std::atomic<std::uint64_t> malformed{0};
 
@@ -95,6 +97,40 @@ struct jetstream_bus::state {
     }
     jsStreamInfo_Destroy(info);
     if (s != NATS_OK) fail(s, "creating or updating JetStream stream " + options.ns, code);
+  }
+
+  // The bus's one ephemeral consumer: every event published from now on (dispatcher.hpp).
+  natsSubscription* make_ephemeral() {
+    const std::string filter = options.ns + ".>";
+    conn.require_connected("subscribing to " + filter);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = options.ns.c_str();
+    so.ManualAck = true;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = nanoseconds(options.ack_wait);
+    so.Config.MaxAckPending = options.max_ack_pending;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    natsSubscription* sub = nullptr;
+    jsErrCode code{};
+    const natsStatus s =
+        js_SubscribeSync(&sub, conn.jetstream(), filter.c_str(), nullptr, &so, &code);
+    if (s != NATS_OK) fail(s, "subscribing to " + filter, code);
+    return sub;
+  }
+
+  // An event for the ephemeral subscriptions: each handler is called (retried in this process:
+  // the consumer lives and dies with it), then the event is acknowledged.
+  void on_ephemeral_message(natsMsg* msg) noexcept {
+    const auto e = nats_internal::event_of(msg);
+    if (!e) {
+      malformed.fetch_add(1);
+      natsMsg_Term(msg, nullptr);
+      return;
+    }
+    dispatcher.deliver(*e, options.max_deliver, options.redelivery_delay,
+                       options.on_handler_failure);
+    natsMsg_Ack(msg, nullptr);
   }
 
   void on_message(subscriber& s, natsMsg* msg) noexcept {
@@ -191,6 +227,22 @@ subscription jetstream_bus::subscribe(std::string_view type, std::shared_ptr<eve
   const bool durable = !options.durable.empty();
   if (durable) check_durable(options.durable);
   state_->require_open();
+  if (!durable) {
+    state* st = state_.get();
+    std::weak_ptr<state> weak = state_;
+    auto r = st->dispatcher.add(
+        std::string(type), std::move(handler), [st] { return st->make_ephemeral(); },
+        [weak](natsMsg* msg) {
+          if (const auto s = weak.lock()) s->on_ephemeral_message(msg);
+        });
+    return subscription([weak, r]() noexcept {
+      if (const auto s = weak.lock()) {
+        s->dispatcher.end(r);
+      } else {
+        r->active.store(false);
+      }
+    });
+  }
   const jetstream_bus_options& o = state_->options;
   const std::string filter = type == kAllEvents ? o.ns + ".>" : event_subject(o.ns, type);
   const std::string doing = durable ? "subscribing durable " + options.durable + " to " + filter
@@ -243,9 +295,6 @@ subscription jetstream_bus::subscribe(std::string_view type, std::shared_ptr<eve
     }
     so.Consumer = options.durable.c_str();
     so.Queue = options.durable.c_str();
-  } else {
-    cfg.DeliverPolicy = js_DeliverNew;
-    so.Config = cfg;
   }
   auto s = std::make_shared<subscriber>(std::string(type), std::move(handler));
   s->durable = options.durable;
@@ -264,11 +313,33 @@ subscription jetstream_bus::subscribe(std::string_view type, std::shared_ptr<eve
 
 bool jetstream_bus::wait_idle(std::chrono::milliseconds timeout) {
   state_->require_open();
-  if (nats_internal::subscriber_set::on_subscriber_thread()) {
+  if (nats_internal::subscriber_set::on_subscriber_thread() ||
+      state_->dispatcher.on_reader_thread()) {
     throw invalid_argument_error(
         "eventsourced: jetstream_bus::wait_idle() called from a handler would wait for itself");
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto idle_consumer = [](const jsConsumerInfo& info) {
+    return info.NumPending == 0 && info.NumAckPending == 0;
+  };
+  // The ephemeral consumer of the bus's non-durable subscriptions, if there is one.
+  const auto ephemeral_idle = [&](natsSubscription* sub) {
+    if (sub == nullptr) return true;
+    jsConsumerInfo* info = nullptr;
+    jsErrCode code{};
+    const natsStatus st = natsSubscription_GetConsumerInfo(&info, sub, nullptr, &code);
+    if (st != NATS_OK) {
+      state_->require_open();
+      state_->fail(st, "reading consumer state", code);
+    }
+    const bool idle = idle_consumer(*info);
+    jsConsumerInfo_Destroy(info);
+    return idle;
+  };
+  while (!state_->dispatcher.with_subscription(ephemeral_idle)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   for (const auto& s : state_->subscribers.active()) {
     for (;;) {
       bool idle = true;
@@ -278,15 +349,12 @@ bool jetstream_bus::wait_idle(std::chrono::milliseconds timeout) {
           state_->conn.require_connected("waiting for the consumers");
           jsConsumerInfo* info = nullptr;
           jsErrCode code{};
-          // A durable by name (nats.c refuses GetConsumerInfo on a subscription bound to a queue
-          // group); an ephemeral through its subscription.
+          // By name: nats.c refuses GetConsumerInfo on a subscription bound to a queue group.
           const natsStatus st =
-              s->durable.empty()
-                  ? natsSubscription_GetConsumerInfo(&info, s->sub, nullptr, &code)
-                  : js_GetConsumerInfo(&info, state_->conn.jetstream(), state_->options.ns.c_str(),
-                                       s->durable.c_str(), nullptr, &code);
+              js_GetConsumerInfo(&info, state_->conn.jetstream(), state_->options.ns.c_str(),
+                                 s->durable.c_str(), nullptr, &code);
           if (st == NATS_OK) {
-            idle = info->NumPending == 0 && info->NumAckPending == 0;
+            idle = idle_consumer(*info);
             jsConsumerInfo_Destroy(info);
           } else if (!s->stopping.load()) {
             state_->fail(st, "reading consumer state", code);
@@ -303,6 +371,7 @@ bool jetstream_bus::wait_idle(std::chrono::milliseconds timeout) {
 
 void jetstream_bus::close() noexcept {
   state_->closed.store(true);
+  state_->dispatcher.stop();
   state_->subscribers.close();
   state_->conn.close();
 }

@@ -1,3 +1,5 @@
+// nats_bus: one server subscription per bus on `<ns>.>`, made at the first subscribe(), read by
+// one thread that routes each event to the bus's handlers (dispatcher.hpp says why).
 #include <eventsourced/nats/nats_bus.hpp>
 
 #include <algorithm>
@@ -9,19 +11,17 @@
 #include <eventsourced/nats/subject.hpp>
 
 #include "connection.hpp"
+#include "dispatcher.hpp"
 #include "handler_calls.hpp"
-#include "subscriber_thread.hpp"
 
 namespace eventsourced {
-
-using nats_internal::subscriber;
 
 struct nats_bus::state {
   explicit state(nats_bus_options o) : options(std::move(o)), conn(options.connection) {}
 
   const nats_bus_options options;
   nats_internal::connection conn;
-  nats_internal::subscriber_set subscribers;
+  nats_internal::dispatcher dispatcher;  // after conn: destroyed first, with conn closed
   std::atomic<bool> closed{false};
   std::atomic<std::uint64_t> malformed{0};
 
@@ -29,34 +29,51 @@ struct nats_bus::state {
     if (closed.load()) throw store_closed_error("eventsourced: the event bus is closed");
   }
 
-  // Back-pressure for this bus's own subscriptions: core NATS has none between processes, but a
-  // publisher in the same process as a slower subscriber would otherwise fill its queue until the
-  // client drops messages. Not on a subscription thread: a handler publishing follow-up events
-  // would wait for itself.
-  void wait_for_room() const {
-    if (nats_internal::subscriber_set::on_subscriber_thread()) return;
-    const int high_water = std::max(1, options.max_pending_messages / 2);
-    const auto crowded = [high_water](subscriber& s) {
-      std::lock_guard lock(s.mutex);
-      int pending = 0;
-      return s.sub != nullptr && natsSubscription_GetPending(s.sub, &pending, nullptr) == NATS_OK &&
-             pending > high_water;
-    };
-    while (subscribers.any(crowded)) {
-      require_open();
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  natsSubscription* make_subscription() {
+    const std::string subject = options.ns + ".>";
+    conn.require_connected("subscribing to " + subject);
+    natsSubscription* sub = nullptr;
+    if (const natsStatus s = natsConnection_SubscribeSync(&sub, conn.get(), subject.c_str());
+        s != NATS_OK) {
+      nats_internal::throw_status(s, "subscribing to " + subject, conn.redact());
     }
+    natsStatus s = natsSubscription_SetPendingLimits(sub, options.max_pending_messages, -1);
+    // The server must know the subscription before subscribe() returns: a publish made after
+    // that, from any connection, then reaches it.
+    if (s == NATS_OK) {
+      s = natsConnection_FlushTimeout(conn.get(), options.connection.request_timeout.count());
+    }
+    if (s != NATS_OK) {
+      // Unsubscribed but not destroyed: nats.c's reader may still hold it (dispatcher.cpp). A
+      // small leak on a failure path rather than a use after free.
+      natsSubscription_Unsubscribe(sub);
+      nats_internal::throw_status(s, "subscribing to " + subject, conn.redact());
+    }
+    return sub;
   }
 
-  void on_message(subscriber& s, natsMsg* msg) noexcept {
+  void on_message(natsMsg* msg) noexcept {
     const auto e = nats_internal::event_of(msg);
     if (!e) {
       malformed.fetch_add(1);
       return;
     }
-    int attempts = 0;
-    if (auto error = nats_internal::call_handler(s, *e, options.max_attempts, attempts)) {
-      nats_internal::report_failure(options.on_handler_failure, s, *e, std::move(error), attempts);
+    dispatcher.deliver(*e, options.max_attempts, std::chrono::milliseconds(0),
+                       options.on_handler_failure);
+  }
+
+  // Back-pressure for this bus's own subscriptions (nats_bus_options::max_pending_messages).
+  void wait_for_room() const {
+    if (dispatcher.on_reader_thread()) return;  // a handler publishing must not wait for itself
+    const int high_water = std::max(1, options.max_pending_messages / 2);
+    const auto crowded = [high_water](natsSubscription* sub) {
+      int pending = 0;
+      return sub != nullptr && natsSubscription_GetPending(sub, &pending, nullptr) == NATS_OK &&
+             pending > high_water;
+    };
+    while (dispatcher.with_subscription(crowded)) {
+      require_open();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 };
@@ -71,7 +88,6 @@ nats_bus::nats_bus(nats_bus_options options) {
         "eventsourced: nats_bus_options.max_pending_messages must be >= 1");
   }
   state_ = std::make_shared<state>(std::move(options));
-  state_->subscribers.set_connection(state_->conn.get());
 }
 
 nats_bus::~nats_bus() {
@@ -99,42 +115,25 @@ subscription nats_bus::subscribe(std::string_view type, std::shared_ptr<event_ha
   }
   if (!handler) throw invalid_argument_error("eventsourced: subscribe needs a handler, got null");
   state_->require_open();
-  const std::string subject =
-      type == kAllEvents ? state_->options.ns + ".>" : event_subject(state_->options.ns, type);
-  state_->conn.require_connected("subscribing to " + subject);
-  auto s = std::make_shared<subscriber>(std::string(type), std::move(handler));
-  if (const natsStatus st =
-          natsConnection_SubscribeSync(&s->sub, state_->conn.get(), subject.c_str());
-      st != NATS_OK) {
-    nats_internal::throw_status(st, "subscribing to " + subject, state_->conn.redact());
-  }
-  if (const natsStatus st =
-          natsSubscription_SetPendingLimits(s->sub, state_->options.max_pending_messages, -1);
-      st != NATS_OK) {
-    state_->subscribers.discard(s->sub);
-    nats_internal::throw_status(st, "setting the pending limit of " + subject,
-                                state_->conn.redact());
-  }
-  // The server must know the subscription before we return: a publish made after subscribe()
-  // returns (from any connection) then reaches it.
-  if (const natsStatus st = natsConnection_FlushTimeout(
-          state_->conn.get(), state_->options.connection.request_timeout.count());
-      st != NATS_OK) {
-    state_->subscribers.discard(s->sub);
-    nats_internal::throw_status(st, "subscribing to " + subject, state_->conn.redact());
-  }
+  state* st = state_.get();
   std::weak_ptr<state> weak = state_;
-  state_->subscribers.start(s, [weak](subscriber& target, natsMsg* msg) {
-    if (const auto st = weak.lock()) st->on_message(target, msg);
-  });
-  return subscription([weak, s]() noexcept {
-    if (const auto st = weak.lock()) st->subscribers.end(s);
+  auto r = st->dispatcher.add(
+      std::string(type), std::move(handler), [st] { return st->make_subscription(); },
+      [weak](natsMsg* msg) {
+        if (const auto s = weak.lock()) s->on_message(msg);
+      });
+  return subscription([weak, r]() noexcept {
+    if (const auto s = weak.lock()) {
+      s->dispatcher.end(r);
+    } else {
+      r->active.store(false);  // the bus is gone; nothing can call the handler any more
+    }
   });
 }
 
 bool nats_bus::flush(std::chrono::milliseconds timeout) {
   state_->require_open();
-  if (nats_internal::subscriber_set::on_subscriber_thread()) {
+  if (state_->dispatcher.on_reader_thread()) {
     throw invalid_argument_error(
         "eventsourced: nats_bus::flush() called from a handler would wait for itself");
   }
@@ -146,32 +145,26 @@ bool nats_bus::flush(std::chrono::milliseconds timeout) {
     nats_internal::throw_status(s, "flushing", state_->conn.redact());
   }
   // The server answered our PING after routing everything we sent before it, and the messages it
-  // routed to our subscriptions arrived before its PONG: they are all in the subscriptions' queues
-  // now. Wait until each queue is empty and its last message handled.
-  for (const auto& s : state_->subscribers.active()) {
-    for (;;) {
-      bool idle = true;
-      {
-        std::lock_guard lock(s->mutex);
-        int pending = 0;
-        int64_t delivered = 0;
-        if (s->sub != nullptr &&
-            natsSubscription_GetPending(s->sub, &pending, nullptr) == NATS_OK &&
-            natsSubscription_GetDelivered(s->sub, &delivered) == NATS_OK) {
-          idle = pending == 0 && s->completed.load() >= static_cast<std::uint64_t>(delivered);
-        }
-      }
-      if (idle) break;
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+  // routed to us arrived before its PONG: they are all in the subscription's queue now. Wait
+  // until the queue is empty and the last message taken from it has been dispatched.
+  const auto idle = [this](natsSubscription* sub) {
+    int pending = 0;
+    int64_t delivered = 0;
+    return sub == nullptr || natsSubscription_GetPending(sub, &pending, nullptr) != NATS_OK ||
+           natsSubscription_GetDelivered(sub, &delivered) != NATS_OK ||
+           (pending == 0 &&
+            state_->dispatcher.completed() >= static_cast<std::uint64_t>(delivered));
+  };
+  while (!state_->dispatcher.with_subscription(idle)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
 }
 
 void nats_bus::close() noexcept {
   state_->closed.store(true);
-  state_->subscribers.close();
+  state_->dispatcher.stop();
   state_->conn.close();
 }
 

@@ -282,7 +282,7 @@ TEST_F(jetstream_bus_test, after_max_deliver_attempts_the_failure_is_reported_an
 }
 
 TEST_F(jetstream_bus_test,
-       an_ephemeral_subscription_gets_only_later_events_and_leaves_no_consumer) {
+       an_ephemeral_subscription_gets_only_later_events_and_a_closed_bus_leaves_no_consumer) {
   jetstream_bus bus(options());
   bus.publish(make_test_event("A"));
   received_events got;
@@ -292,6 +292,7 @@ TEST_F(jetstream_bus_test,
   ASSERT_TRUE(bus.wait_idle());
   EXPECT_EQ(got.ids(), std::vector<std::string>{e.id});
   s.reset();
+  bus.close();  // the bus's one ephemeral consumer is deleted with it
   nats_testing::raw_connection raw(url_);
   jsConsumerNamesList* names = nullptr;
   const natsStatus st = js_ConsumerNames(&names, raw.js(), ns_.c_str(), nullptr, nullptr);

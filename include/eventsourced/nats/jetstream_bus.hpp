@@ -17,8 +17,13 @@
 // unknown) does not store a second copy. Beyond the window a republished event is stored again and
 // consumers see a duplicate, which they recognise by its id (bus.hpp: at least once).
 //
-// Consumers. subscribe() without a durable name creates an ephemeral consumer that delivers the
-// events published after subscribe() returns; it is deleted when the subscription ends.
+// Consumers. subscribe() without a durable name adds the handler to the bus's one ephemeral
+// consumer (created by the first such subscribe(), deleted by close()): the handler gets the
+// events published after subscribe() returned. As with nats_bus (dispatcher), one thread of the
+// bus calls these handlers one at a time in subscription order, each event to all of them before
+// the next event; a handler that throws is called again at once (after redelivery_delay), up to
+// max_deliver calls, then reported; the event is acknowledged once every handler had it. The
+// retries happen in this process because the consumer is this process's own: it dies with it.
 // subscribe() with options.durable binds to the durable consumer of that name (created if
 // missing): it delivers, from where that durable stopped, every event of the subscribed type
 // since the durable was created (start_at_new == false: since the first event the stream holds),
@@ -29,11 +34,11 @@
 // library (a durable that is no longer used keeps its place in the stream; delete it with the
 // nats CLI).
 //
-// Acknowledgement and failures. Each subscription has a thread of its own that runs its handler,
-// one event at a time. An event is acknowledged only after its handler returned normally. A
-// handler that throws gets the event again (the event is negatively acknowledged, redelivered
-// after options.redelivery_delay) until it was delivered options.max_deliver times in all (by
-// any process of the durable); then options.on_handler_failure is called with it, and it is
+// Acknowledgement and failures (durables). Each durable subscription has a thread of its own that
+// runs its handler, one event at a time. An event is acknowledged only after its handler returned
+// normally. A handler that throws gets the event again (the event is negatively acknowledged,
+// redelivered after options.redelivery_delay) until it was delivered options.max_deliver times in
+// all (by any process of the durable); then options.on_handler_failure is called with it, and it is
 // terminated: never delivered to that consumer again. A process that dies while handling an
 // event leaves it unacknowledged: the server delivers it again after options.ack_wait. Messages
 // on the stream that are not events are counted in malformed_messages() and terminated.

@@ -10,12 +10,19 @@
 //
 // Delivery: at most once. Core NATS keeps nothing: an event reaches the subscriptions that exist
 // (in any process) when the server routes it; a subscriber that is down, slow beyond
-// options.max_pending_messages, or disconnected at that moment misses it. Use jetstream_bus
-// for at-least-once delivery. Events one connection publishes reach each subscription in publish
-// order. Each subscription has a thread of its own that runs its handler, one call at a time.
+// options.max_pending_messages, or disconnected at that moment misses it. Use jetstream_bus for
+// at-least-once delivery.
+//
+// Dispatch. The first subscribe() makes one server subscription on `<ns>.>` for the whole bus,
+// kept until close(); one thread of the bus reads it and calls the handlers subscribed to each
+// event's type and to kAllEvents, one call at a time, in subscription order, like
+// in_memory_event_bus's synchronous dispatch: every handler of the bus has seen event N before
+// any sees event N+1, and events published by one connection arrive in publish order. A bus with
+// subscriptions thus receives every event of its namespace (and drops the types nobody on it
+// subscribed to); a bus that only publishes receives nothing.
 //
 // Failures. A handler that throws is called again at once, up to options.max_attempts calls;
-// when the last throws, options.on_handler_failure is called (on the subscription's thread) and
+// when the last throws, options.on_handler_failure is called (on the bus's dispatch thread) and
 // the event is dropped. Messages on the namespace that are not events (serializer.hpp) are
 // counted in malformed_messages() and dropped.
 //
@@ -56,7 +63,7 @@ struct nats_bus_options {
   // this bus) waits while a subscription of this same bus holds more than half of it: back-
   // pressure within one process; subscribers in other processes get no such protection.
   int max_pending_messages = 65536;
-  // Called with each event a handler failed on max_attempts times, on the subscription's thread.
+  // Called with each event a handler failed on max_attempts times, on the dispatch thread.
   // Exceptions it throws are swallowed.
   std::function<void(const handler_failure&)> on_handler_failure{};
 };
