@@ -1,7 +1,10 @@
 #include <eventsourced/nats/jetstream_bus.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <eventsourced/error.hpp>
 #include <eventsourced/event/serializer.hpp>
@@ -17,6 +20,9 @@ namespace eventsourced {
 using nats_internal::subscriber;
 
 namespace {
+
+// Most asynchronous publishes in flight at once; longer batches are sent in chunks of this many.
+constexpr int kBatchChunk = 1024;
 
 std::int64_t nanoseconds(std::chrono::milliseconds ms) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
@@ -59,6 +65,38 @@ struct jetstream_bus::state {
   nats_internal::dispatcher dispatcher;       // ephemeral ones: one consumer, one thread
   std::atomic<bool> closed{false};
   std::atomic<std::uint64_t> malformed{0};
+
+  // Batches (publish(span)) are published asynchronously on a JetStream context of their own,
+  // one batch at a time, and awaited together: one round trip's latency per batch instead of
+  // per event. The first failure the server or the library reports for a batch is kept here.
+  std::mutex batch_mutex;     // held for a whole batch
+  jsCtx* batch_js = nullptr;  // created with the bus, destroyed before the connection
+  std::mutex failure_mutex;
+  natsStatus batch_failure = NATS_OK;  // GUARDED_BY(failure_mutex)
+  jsErrCode batch_failure_code{};      // GUARDED_BY(failure_mutex)
+
+  ~state() { jsCtx_Destroy(batch_js); }
+
+  static void on_batch_error(jsCtx*, jsPubAckErr* error, void* closure) {
+    auto* self = static_cast<state*>(closure);
+    std::lock_guard lock(self->failure_mutex);
+    if (self->batch_failure == NATS_OK) {
+      self->batch_failure = error->Err == NATS_OK ? NATS_ERR : error->Err;
+      self->batch_failure_code = error->ErrCode;
+    }
+  }
+
+  void open_batch_context() {
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = options.connection.request_timeout.count();
+    o.PublishAsync.MaxPending = kBatchChunk;
+    o.PublishAsync.ErrHandler = &state::on_batch_error;
+    o.PublishAsync.ErrHandlerClosure = this;
+    if (const natsStatus s = natsConnection_JetStream(&batch_js, conn.get(), &o); s != NATS_OK) {
+      fail(s, "creating a JetStream context");
+    }
+  }
 
   void require_open() const {
     if (closed.load()) throw store_closed_error("eventsourced: the event bus is closed");
@@ -171,6 +209,7 @@ jetstream_bus::jetstream_bus(jetstream_bus_options options) {
   state_ = std::make_shared<state>(std::move(options));
   state_->subscribers.set_connection(state_->conn.get());
   state_->create_stream();
+  state_->open_batch_context();
 }
 
 jetstream_bus::~jetstream_bus() {
@@ -199,6 +238,80 @@ void jetstream_bus::publish(const event& e) {
                      " (if the outcome is unknown, publishing again is safe: the event id "
                      "is deduplicated)",
                  code);
+  }
+}
+
+void jetstream_bus::publish(std::span<const event> events) {
+  if (events.size() <= 1) {
+    for (const event& e : events) publish(e);
+    return;
+  }
+  state& st = *state_;
+  st.require_open();
+  // Serialized first: an event that cannot be serialized fails the batch before anything is sent.
+  std::vector<std::pair<std::string, std::string>> messages;  // subject, payload
+  messages.reserve(events.size());
+  for (const event& e : events) {
+    messages.emplace_back(event_subject(st.options.ns, e.type), serialize_event(e));
+  }
+  const std::string doing = "publishing " + std::to_string(events.size()) + " events (from " +
+                            events.front().id + ") to stream " + st.options.ns;
+  std::lock_guard batch(st.batch_mutex);
+  {
+    std::lock_guard lock(st.failure_mutex);
+    st.batch_failure = NATS_OK;
+    st.batch_failure_code = {};
+  }
+  natsStatus s = NATS_OK;
+  const char* step = "sending";
+  for (std::size_t i = 0; i < events.size() && s == NATS_OK; ++i) {
+    if (i % kBatchChunk == 0) {
+      st.require_open();
+      st.conn.require_connected(doing);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = events[i].id.c_str();
+    s = js_PublishAsync(st.batch_js, messages[i].first.c_str(), messages[i].second.data(),
+                        static_cast<int>(messages[i].second.size()), &po);
+    if (s == NATS_OK && (i + 1) % kBatchChunk == 0) {
+      step = "waiting for the acknowledgements";
+      jsPubOptions wait;
+      jsPubOptions_Init(&wait);
+      wait.MaxWait = st.options.connection.request_timeout.count();
+      s = js_PublishAsyncComplete(st.batch_js, &wait);
+    }
+  }
+  if (s == NATS_OK) {
+    step = "waiting for the acknowledgements";
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = st.options.connection.request_timeout.count();
+    s = js_PublishAsyncComplete(st.batch_js, &wait);
+  }
+  if (s != NATS_OK) {
+    // Forget what is still unacknowledged, so that the next batch starts clean; those events
+    // may or may not be stored, and publishing them again is safe.
+    natsMsgList pending;
+    if (js_PublishAsyncGetPendingList(&pending, st.batch_js) == NATS_OK) {
+      natsMsgList_Destroy(&pending);
+    }
+  }
+  jsErrCode code{};
+  {
+    std::lock_guard lock(st.failure_mutex);
+    if (s == NATS_OK && st.batch_failure != NATS_OK) {
+      s = st.batch_failure;
+      code = st.batch_failure_code;
+      step = "storing (the server refused an event)";
+    }
+  }
+  if (s != NATS_OK) {
+    st.fail(s,
+            doing + ", " + step +
+                " (some may be stored; publishing the batch again is safe: event ids are "
+                "deduplicated)",
+            code);
   }
 }
 

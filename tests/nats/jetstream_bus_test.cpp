@@ -97,6 +97,25 @@ TEST_F(jetstream_bus_test, opening_creates_the_stream_and_publish_stores_each_ev
   EXPECT_EQ(raw.stream_messages(ns_), 2);
 }
 
+TEST_F(jetstream_bus_test, a_batch_is_stored_in_order_and_republishing_it_stores_nothing_new) {
+  jetstream_bus bus(options());
+  received_events got;
+  subscription s = bus.subscribe(kAllEvents, got.recorder(), {.durable = "reader"});
+  std::vector<event> batch;
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 1500; ++i) {  // more than one chunk of asynchronous publishes
+    batch.push_back(make_test_event(i % 2 ? "A" : "b.c", "s" + std::to_string(i % 7), i));
+    ids.push_back(batch.back().id);
+  }
+  bus.publish(std::span<const event>(batch));
+  nats_testing::raw_connection raw(url_);
+  EXPECT_EQ(raw.stream_messages(ns_), 1500);
+  bus.publish(std::span<const event>(batch));  // a relay publishing the batch again
+  EXPECT_EQ(raw.stream_messages(ns_), 1500);
+  ASSERT_TRUE(bus.wait_idle());
+  EXPECT_EQ(got.ids(), ids);
+}
+
 TEST_F(jetstream_bus_test, the_same_event_published_twice_is_stored_once) {
   jetstream_bus bus(options());
   const event e = make_test_event("A");

@@ -100,12 +100,26 @@ TEST(nats_fault, jetstream_survives_a_server_restart_without_losing_acknowledged
     EXPECT_LT(steady::now() - start, kPublishBound) << "publish took too long to fail";
   }
 
+  // A batch during the outage fails the same way, within a bounded time.
+  {
+    std::vector<event> batch;
+    for (int i = 0; i < 3; ++i) batch.push_back(make_test_event("DuringBatch", "b", i + 1));
+    const auto start = steady::now();
+    EXPECT_THROW(publisher.publish(std::span<const event>(batch)), engine_unavailable_error);
+    EXPECT_LT(steady::now() - start, kPublishBound) << "a batch publish took too long to fail";
+    for (const event& e : batch) refused.push_back(e);
+  }
+
   server.start();  // same ports, same store: the stream and the durable are still there
   // The same bus objects, reconnected by the client library: the refused events go through.
   for (const event& e : refused) {
     publish_until_acknowledged(publisher, e);
     acknowledged.insert(e.id);
   }
+  std::vector<event> after_batch;
+  for (int i = 0; i < 10; ++i) after_batch.push_back(make_test_event("AfterBatch", "b", i + 1));
+  publisher.publish(std::span<const event>(after_batch));
+  for (const event& e : after_batch) acknowledged.insert(e.id);
   for (int i = 0; i < 20; ++i) {
     const event e = make_test_event("After", "s", i + 1);
     publish_until_acknowledged(publisher, e);

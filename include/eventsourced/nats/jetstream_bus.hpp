@@ -65,6 +65,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -140,7 +141,11 @@ class jetstream_bus final : public event_bus {
   // an event that cannot be serialized; engine_error when the server refuses it (too large, a
   // full stream).
   void publish(const event& e) override;
-  using event_bus::publish;
+  // Publishes the events in order, asynchronously, and returns once the server stored (or
+  // deduplicated) all of them: one round trip per batch rather than per event. Same exceptions;
+  // after a failure any part of the batch may be stored, and publishing it again is safe.
+  // Concurrent batches from several threads are sent one after the other.
+  void publish(std::span<const event> events) override;
 
   // An ephemeral consumer: see the header comment. Throws invalid_argument_error for an empty
   // type or a null handler, store_closed_error after close(), engine_unavailable_error while
