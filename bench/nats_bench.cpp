@@ -3,15 +3,15 @@
 //   relay_into_jetstream_vs_natsc_publish
 //       Ours: an outbox_relay over a SQLite store holding N events (about 300 bytes of JSON
 //       each) publishing them to a jetstream_bus, from position 0 to the last one: read the log
-//       in batches, serialize each event, publish it with Msg-Id = event id and wait for the
-//       server's acknowledgement, save the checkpoint after each batch. Baseline: a nats.c
-//       program publishing the same N messages — same subjects, same payloads (serialized
-//       beforehand, outside the timing), same Msg-Ids — with js_Publish. Both publish
-//       synchronously, one message at a time, waiting for each acknowledgement: that is what
-//       jetstream_bus::publish does (the relay must know an event is stored before it moves its
-//       checkpoint past it), so the baseline does too; an asynchronous baseline would measure a
-//       different delivery promise. Each run publishes into a fresh stream (no deduplication
-//       between runs); the sides alternate, `rounds` runs each. The rate is events per second.
+//       in batches of 256 (relay_options' default), serialize them, publish each batch with
+//       jetstream_bus::publish(span) — asynchronously, Msg-Id = event id, then wait for the
+//       server's acknowledgement of the whole batch — and save the checkpoint after each batch.
+//       Baseline: a nats.c program publishing the same N messages — same subjects, same payloads
+//       (serialized beforehand, outside the timing), same Msg-Ids — in the same mode: batches of
+//       256 js_PublishAsync calls, each batch followed by js_PublishAsyncComplete. Both must know
+//       a batch is stored before going on (the relay moves its checkpoint past it), so neither
+//       pipelines across batches. Each run publishes into a fresh stream (no deduplication
+//       between runs); the sides alternate, 3 runs each. The rate is events per second.
 //   core_publish_vs_natsc_publish
 //       nats_bus::publish (serialize, check the connection, natsConnection_Publish) against
 //       natsConnection_Publish of the same payloads, serialized beforehand, on the same subjects;
@@ -110,6 +110,19 @@ class raw_client {
   jsCtx* js_ = nullptr;
 };
 
+// Deletes a benchmark stream when it goes out of scope, also when the benchmark fails.
+class stream_guard {
+ public:
+  stream_guard(raw_client& raw, std::string ns) : raw_(raw), ns_(std::move(ns)) {}
+  ~stream_guard() { raw_.delete_stream(ns_); }
+  stream_guard(const stream_guard&) = delete;
+  stream_guard& operator=(const stream_guard&) = delete;
+
+ private:
+  raw_client& raw_;
+  std::string ns_;
+};
+
 // N events of about 300 bytes each, committed to a SQLite file, as a game server's document
 // writes would produce them.
 void fill_store(eventsourced::engine& db, int n) {
@@ -156,6 +169,7 @@ void relay_into_jetstream(int n) {
     // Ours: a relay with a fresh checkpoint publishes everything into a fresh stream.
     {
       const std::string ns = fresh_namespace("relay");
+      const stream_guard cleanup(raw, ns);
       auto bus = std::make_shared<eventsourced::jetstream_bus>(
           eventsourced::jetstream_bus_options{.connection = {.url = g_url}, .ns = ns});
       eventsourced::outbox_relay relay(
@@ -170,9 +184,11 @@ void relay_into_jetstream(int n) {
       bus->close();
       raw.delete_stream(ns);
     }
-    // Baseline: the same messages, serialized beforehand, js_Publish one by one.
+    // Baseline: the same messages, serialized beforehand, published in batches of 256 with
+    // js_PublishAsync, each batch awaited with js_PublishAsyncComplete.
     {
       const std::string ns = fresh_namespace("natsc");
+      const stream_guard cleanup(raw, ns);
       raw.create_stream(ns);
       std::vector<prepared_message> messages;
       messages.reserve(events.size());
@@ -180,17 +196,20 @@ void relay_into_jetstream(int n) {
         messages.push_back(
             {eventsourced::event_subject(ns, e.type), eventsourced::serialize_event(e), e.id});
       }
+      constexpr std::size_t kBatch = 256;
       const auto start = steady::now();
-      for (const auto& m : messages) {
+      for (std::size_t i = 0; i < messages.size(); ++i) {
+        const auto& m = messages[i];
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = m.id.c_str();
         po.ExpectStream = ns.c_str();
-        jsPubAck* ack = nullptr;
-        check(js_Publish(&ack, raw.js(), m.subject.c_str(), m.payload.data(),
-                         static_cast<int>(m.payload.size()), &po, nullptr) == NATS_OK,
-              "js_Publish");
-        jsPubAck_Destroy(ack);
+        check(js_PublishAsync(raw.js(), m.subject.c_str(), m.payload.data(),
+                              static_cast<int>(m.payload.size()), &po) == NATS_OK,
+              "js_PublishAsync");
+        if ((i + 1) % kBatch == 0 || i + 1 == messages.size()) {
+          check(js_PublishAsyncComplete(raw.js(), nullptr) == NATS_OK, "js_PublishAsyncComplete");
+        }
       }
       baseline_seconds += std::chrono::duration<double>(steady::now() - start).count();
       check(raw.stream_messages(ns) == static_cast<std::uint64_t>(n), "nats.c: N messages stored");
