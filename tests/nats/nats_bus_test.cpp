@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -319,6 +320,81 @@ TEST_F(nats_bus_test, messages_that_are_not_events_are_counted_and_dropped) {
   bus.publish(e);  // after the junk, on another connection: wait for it instead of the junk
   ASSERT_TRUE(eventually([&] { return got.size() == 1 && bus.malformed_messages() == 1; }));
   EXPECT_EQ(got.ids(), std::vector<std::string>{e.id});
+}
+
+}  // namespace
+}  // namespace eventsourced
+
+namespace eventsourced {
+namespace {
+
+using conformance::make_test_event;
+using conformance::received_events;
+
+// Runs a shell command quietly; true when it succeeded.
+bool run_quietly(const std::string& command) {
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// A test CA, a server certificate for the host name "nats.test" (not for 127.0.0.1) and a client
+// certificate, made with the openssl command line tool.
+struct test_certificates {
+  eventsourced::testing::temporary_directory dir;
+  std::string file(const std::string& name) const { return (dir.path() / name).string(); }
+  bool make() const {
+    const std::string d = dir.path().string();
+    const auto sign = [&](const std::string& name, const std::string& cn, const std::string& ext) {
+      return run_quietly("openssl req -newkey rsa:2048 -nodes -keyout " + d + "/" + name +
+                         ".key -out " + d + "/" + name + ".csr -subj /CN=" + cn) &&
+             run_quietly("printf '" + ext + "' > " + d + "/" + name + ".ext") &&
+             run_quietly("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d +
+                         "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " + d + "/" + name +
+                         ".pem -days 2 -extfile " + d + "/" + name + ".ext");
+    };
+    return run_quietly("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + d + "/ca.key -out " +
+                       d + "/ca.pem -days 2 -subj /CN=es-test-ca") &&
+           sign("server", "nats.test", "subjectAltName=DNS:nats.test") &&
+           sign("client", "es-client", "extendedKeyUsage=clientAuth");
+  }
+};
+
+TEST(nats_tls, tls_options_reach_the_client_library) {
+  if (!run_quietly("command -v openssl")) GTEST_SKIP() << "no openssl command to make certificates";
+  test_certificates certs;
+  ASSERT_TRUE(certs.make());
+  // The server requires TLS and a client certificate signed by the test CA.
+  nats_testing::private_nats_server server({"--tlsverify", "--tlscert", certs.file("server.pem"),
+                                            "--tlskey", certs.file("server.key"), "--tlscacert",
+                                            certs.file("ca.pem")});
+  const std::string url = "tls://127.0.0.1:" + std::to_string(server.port());
+  const nats_tls_options good{.ca_file = certs.file("ca.pem"),
+                              .cert_file = certs.file("client.pem"),
+                              .key_file = certs.file("client.key"),
+                              .expected_hostname = "nats.test"};
+  {
+    nats_bus bus({.connection = {.url = url, .tls = good}});
+    received_events got;
+    subscription s = bus.subscribe(kAllEvents, got.recorder());
+    bus.publish(make_test_event("A"));
+    ASSERT_TRUE(bus.flush());
+    EXPECT_EQ(got.size(), 1u);
+  }
+  const auto refused = [&](nats_tls_options tls) {
+    EXPECT_THROW(nats_bus({.connection = {.url = url, .tls = tls, .max_reconnect_attempts = 0}}),
+                 error);
+  };
+  // The control: the same call with the good options connects.
+  EXPECT_NO_THROW(nats_bus({.connection = {.url = url, .tls = good, .max_reconnect_attempts = 0}}));
+  nats_tls_options no_client_certificate = good;
+  no_client_certificate.cert_file.clear();
+  no_client_certificate.key_file.clear();
+  refused(no_client_certificate);  // the server verifies clients
+  nats_tls_options unknown_ca = good;
+  unknown_ca.ca_file.clear();  // the system's trust store does not know the test CA
+  refused(unknown_ca);
+  nats_tls_options wrong_host = good;
+  wrong_host.expected_hostname = "other.test";  // the certificate is for nats.test
+  refused(wrong_host);
 }
 
 }  // namespace
