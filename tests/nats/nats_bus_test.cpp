@@ -371,8 +371,10 @@ TEST(nats_tls, tls_options_reach_the_client_library) {
                               .cert_file = certs.file("client.pem"),
                               .key_file = certs.file("client.key"),
                               .expected_hostname = "nats.test"};
+  // Generous: a TLS handshake on a loaded machine under a sanitizer can be slow.
+  constexpr auto kConnectTimeout = std::chrono::seconds(10);
   {
-    nats_bus bus({.connection = {.url = url, .tls = good}});
+    nats_bus bus({.connection = {.url = url, .tls = good, .connect_timeout = kConnectTimeout}});
     received_events got;
     subscription s = bus.subscribe(kAllEvents, got.recorder());
     bus.publish(make_test_event("A"));
@@ -380,11 +382,17 @@ TEST(nats_tls, tls_options_reach_the_client_library) {
     EXPECT_EQ(got.size(), 1u);
   }
   const auto refused = [&](nats_tls_options tls) {
-    EXPECT_THROW(nats_bus({.connection = {.url = url, .tls = tls, .max_reconnect_attempts = 0}}),
+    EXPECT_THROW(nats_bus({.connection = {.url = url,
+                                          .tls = tls,
+                                          .connect_timeout = kConnectTimeout,
+                                          .max_reconnect_attempts = 0}}),
                  error);
   };
   // The control: the same call with the good options connects.
-  EXPECT_NO_THROW(nats_bus({.connection = {.url = url, .tls = good, .max_reconnect_attempts = 0}}));
+  EXPECT_NO_THROW(nats_bus({.connection = {.url = url,
+                                           .tls = good,
+                                           .connect_timeout = kConnectTimeout,
+                                           .max_reconnect_attempts = 0}}));
   nats_tls_options no_client_certificate = good;
   no_client_certificate.cert_file.clear();
   no_client_certificate.key_file.clear();

@@ -153,7 +153,18 @@ class private_nats_server {
   // extra: more command-line arguments (e.g. {"--user", "u", "--pass", "p"}).
   explicit private_nats_server(std::vector<std::string> extra = {})
       : port_(free_port()), monitor_port_(free_port()), extra_(std::move(extra)) {
-    start();
+    // A port found free may be taken by another process before the server binds it (parallel
+    // ctest runs): try a few fresh pairs before giving up.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        start();
+        return;
+      } catch (const std::runtime_error&) {
+        if (attempt == 5) throw;
+        port_ = free_port();
+        monitor_port_ = free_port();
+      }
+    }
   }
   ~private_nats_server() { stop(); }
   private_nats_server(const private_nats_server&) = delete;
