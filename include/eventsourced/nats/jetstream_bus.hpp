@@ -147,12 +147,13 @@ class jetstream_bus final : public event_bus {
   // Concurrent batches from several threads are sent one after the other.
   void publish(std::span<const event> events) override;
 
-  // An ephemeral consumer: see the header comment. Throws invalid_argument_error for an empty
-  // type or a null handler, store_closed_error after close(), engine_unavailable_error while
-  // disconnected.
+  // A handler on the bus's ephemeral consumer: see the header comment. Throws
+  // invalid_argument_error for an empty type or a null handler, store_closed_error after close(),
+  // engine_unavailable_error while disconnected (when the consumer must be created).
   subscription subscribe(std::string_view type, std::shared_ptr<event_handler> handler) override;
-  // A durable (options.durable) or ephemeral consumer. Also throws invalid_argument_error for an
-  // invalid durable name and engine_error when the durable exists with another type.
+  // A durable consumer (options.durable) or the ephemeral one. Also throws
+  // invalid_argument_error for an invalid durable name or a durable that exists for another type,
+  // engine_error for other refusals of the server.
   subscription subscribe(std::string_view type, std::shared_ptr<event_handler> handler,
                          const jetstream_subscribe_options& options);
   subscription subscribe(std::string_view type, event_handler_function handler,
