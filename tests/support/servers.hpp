@@ -48,24 +48,24 @@ inline std::string missing_server_message(const char* variable) {
 
 // Sets `out` (a std::string) to the server address in environment variable `variable`, or ends
 // the test: skipped outside CI, failed in CI. Use in a test body or SetUp().
-#define EVENTSOURCED_REQUIRE_SERVER(variable, out)                                        \
-  do {                                                                                    \
-    const auto es_address_ = ::eventsourced::testing::server_address(variable);           \
-    if (!es_address_) {                                                                   \
-      if (::eventsourced::testing::running_in_ci()) {                                     \
-        FAIL() << ::eventsourced::testing::missing_server_message(variable)               \
-               << " (CI is set: a missing server is a failure, not a skip)";              \
-      }                                                                                   \
-      GTEST_SKIP() << ::eventsourced::testing::missing_server_message(variable);          \
-    }                                                                                     \
-    (out) = *es_address_;                                                                 \
+#define EVENTSOURCED_REQUIRE_SERVER(variable, out)                               \
+  do {                                                                           \
+    const auto es_address_ = ::eventsourced::testing::server_address(variable);  \
+    if (!es_address_) {                                                          \
+      if (::eventsourced::testing::running_in_ci()) {                            \
+        FAIL() << ::eventsourced::testing::missing_server_message(variable)      \
+               << " (CI is set: a missing server is a failure, not a skip)";     \
+      }                                                                          \
+      GTEST_SKIP() << ::eventsourced::testing::missing_server_message(variable); \
+    }                                                                            \
+    (out) = *es_address_;                                                        \
   } while (false)
 
 // Like EVENTSOURCED_REQUIRE_SERVER, but skipped in CI too (for MongoDB, which cannot be installed
 // on the project's machines).
-#define EVENTSOURCED_REQUIRE_SERVER_OPTIONAL_IN_CI(variable, out)                         \
-  do {                                                                                    \
-    const auto es_address_ = ::eventsourced::testing::server_address(variable);           \
-    if (!es_address_) GTEST_SKIP() << std::string(variable) << " is not set";             \
-    (out) = *es_address_;                                                                 \
+#define EVENTSOURCED_REQUIRE_SERVER_OPTIONAL_IN_CI(variable, out)               \
+  do {                                                                          \
+    const auto es_address_ = ::eventsourced::testing::server_address(variable); \
+    if (!es_address_) GTEST_SKIP() << std::string(variable) << " is not set";   \
+    (out) = *es_address_;                                                       \
   } while (false)
