@@ -1,0 +1,668 @@
+// redis_streams_bus: XADD to publish; a thread per durable subscription reading its consumer
+// group; the plain subscriptions on one ephemeral group read by the dispatcher's thread.
+#include <eventsourced/redis/redis_streams_bus.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <eventsourced/error.hpp>
+#include <eventsourced/event/serializer.hpp>
+
+#include "connection.hpp"
+#include "dispatcher.hpp"
+#include "names.hpp"
+
+namespace eventsourced {
+
+using redis_internal::command_args;
+using redis_internal::reply;
+
+namespace {
+
+// Most XADDs per pipelined write of a batch.
+constexpr std::size_t kBatchChunk = 1000;
+
+struct entry {
+  std::string id;                   // the stream entry id
+  std::optional<std::string> type;  // the `type` field
+  std::optional<std::string> body;  // the `event` field
+};
+
+// An entry of an XRANGE/XREADGROUP/XCLAIM reply: [id, [field, value, ...]]; nullopt for a
+// deleted one (nil, or an id with nil fields).
+std::optional<entry> entry_of(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return std::nullopt;
+  entry out;
+  out.id = redis_internal::text_of(r->element[0]);
+  const redisReply* fields = r->element[1];
+  if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) return std::nullopt;
+  for (std::size_t i = 0; i + 1 < fields->elements; i += 2) {
+    const std::string name = redis_internal::text_of(fields->element[i]);
+    if (name == "type") out.type = redis_internal::text_of(fields->element[i + 1]);
+    if (name == "event") out.body = redis_internal::text_of(fields->element[i + 1]);
+  }
+  return out;
+}
+
+// Ids of the form ms-seq, compared as numbers.
+std::pair<std::uint64_t, std::uint64_t> id_parts(const std::string& id) {
+  const std::size_t dash = id.find('-');
+  const auto ms = std::strtoull(id.c_str(), nullptr, 10);
+  const auto seq =
+      dash == std::string::npos ? 0 : std::strtoull(id.c_str() + dash + 1, nullptr, 10);
+  return {ms, seq};
+}
+
+std::string what_of(const std::exception_ptr& error) {
+  try {
+    if (error) std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+  return {};
+}
+
+void check_options(const redis_streams_bus_options& o) {
+  redis_internal::check_key_part(o.ns, "redis_streams_bus_options.ns");
+  const auto bad = [](const std::string& what) {
+    throw invalid_argument_error("eventsourced: redis_streams_bus_options." + what);
+  };
+  if (o.max_deliver < 1) bad("max_deliver must be >= 1");
+  if (o.retry_delay.count() < 0) bad("retry_delay must not be negative");
+  if (o.reclaim_min_idle.count() <= 0) bad("reclaim_min_idle must be positive");
+  if (o.poll_interval.count() <= 0) bad("poll_interval must be positive");
+  if (o.read_count < 1) bad("read_count must be >= 1");
+}
+
+// A durable subscription: its thread reads the group as the consumer.
+struct durable_reader {
+  durable_reader(std::string t, std::shared_ptr<event_handler> h, durable_subscription d)
+      : type(std::move(t)), handler(std::move(h)), durable(std::move(d)) {}
+  const std::string type;
+  const std::shared_ptr<event_handler> handler;
+  const durable_subscription durable;
+  std::atomic<bool> stopping{false};  // no handler call starts once set
+  std::thread thread;                 // GUARDED_BY(state::mutex)
+};
+
+thread_local const durable_reader* reading_durable = nullptr;
+
+}  // namespace
+
+struct redis_streams_bus::state {
+  explicit state(redis_streams_bus_options o)
+      : options(std::move(o)),
+        pool(options.connection),
+        stream(options.ns + ":events"),
+        dead_letters(options.ns + ":dead-letters"),
+        groups_key(options.ns + ":groups"),
+        ephemeral_group("es-ephemeral-" + redis_internal::random_hex(16)) {}
+  ~state() {
+    dispatcher.stop();
+    join_all();
+  }
+
+  const redis_streams_bus_options options;
+  redis_internal::pool pool;
+  const std::string stream;
+  const std::string dead_letters;
+  const std::string groups_key;
+  const std::string ephemeral_group;
+  redis_internal::dispatcher dispatcher;
+  std::atomic<bool> closed{false};
+  std::atomic<std::uint64_t> malformed{0};
+
+  std::mutex mutex;
+  std::vector<std::shared_ptr<durable_reader>> durables;  // GUARDED_BY(mutex): active ones
+  std::vector<std::thread> to_join;  // GUARDED_BY(mutex): of readers ended from their handler
+
+  void require_open() const {
+    if (closed.load()) throw store_closed_error("eventsourced: the event bus is closed");
+  }
+
+  command_args xadd(const event& e, const std::string& body) const {
+    command_args args = {"XADD", stream};
+    if (options.max_length > 0) {
+      args.insert(args.end(), {"MAXLEN", "~", std::to_string(options.max_length)});
+    }
+    args.insert(args.end(), {"*", "type", e.type, "id", e.id, "event", body});
+    return args;
+  }
+
+  // XGROUP CREATE ... MKSTREAM; an existing group is fine.
+  void create_group(redis_internal::connection& c, const std::string& group, bool from_beginning) {
+    const std::string doing = "creating consumer group " + group + " of " + stream;
+    const reply r =
+        c.call({"XGROUP", "CREATE", stream, group, from_beginning ? "0" : "$", "MKSTREAM"}, doing);
+    if (r->type == REDIS_REPLY_ERROR && !redis_internal::is_error(r.get(), "BUSYGROUP")) {
+      redis_internal::throw_reply_error(r.get(), doing, c.where());
+    }
+  }
+
+  // Records the group's type, or checks it against the one recorded.
+  void bind_group(redis_internal::connection& c, const std::string& group,
+                  const std::string& type) {
+    const std::string doing = "recording the type of consumer group " + group;
+    c.command({"HSETNX", groups_key, group, type}, doing);
+    const reply r = c.command({"HGET", groups_key, group}, doing);
+    const std::string bound = redis_internal::text_of(r.get());
+    if (bound != type) {
+      throw invalid_argument_error("eventsourced: consumer group '" + group + "' of " + stream +
+                                   " receives '" + bound + "', not '" + type + "'");
+    }
+  }
+
+  void join_all() noexcept {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex);
+      threads.swap(to_join);
+      for (auto& d : durables) {
+        d->stopping.store(true);
+        if (d->thread.joinable()) threads.push_back(std::move(d->thread));
+      }
+      durables.clear();
+    }
+    for (auto& t : threads) {
+      if (t.get_id() == std::this_thread::get_id()) {
+        t.detach();  // close() from a handler: the thread ends by itself
+      } else if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+
+  void end(const std::shared_ptr<durable_reader>& d) noexcept {
+    d->stopping.store(true);
+    std::thread t;
+    {
+      std::lock_guard lock(mutex);
+      const auto it = std::find(durables.begin(), durables.end(), d);
+      if (it == durables.end()) return;  // ended already (close())
+      durables.erase(it);
+      t = std::move(d->thread);
+      if (reading_durable == d.get()) {  // from its own handler: joined by close()
+        to_join.push_back(std::move(t));
+        return;
+      }
+    }
+    if (t.joinable()) t.join();
+  }
+
+  // ---------------------------------------------------------------- durable subscriptions
+
+  // Handles one entry delivered for the `deliveries`-th time: calls the handler, acknowledges,
+  // or gives the entry up. false when the subscription is stopping (the entry stays pending).
+  bool handle(durable_reader& d, redis_internal::connection& c, const entry& en,
+              std::int64_t deliveries, bool& failed) {
+    const std::string& group = d.durable.group;
+    std::optional<event> e;
+    if (en.body) {
+      try {
+        e = deserialize_event(*en.body);
+      } catch (const error&) {
+      }
+    }
+    if (!e) {
+      malformed.fetch_add(1);
+      c.command({"XACK", stream, group, en.id}, "acknowledging entry " + en.id);
+      return true;
+    }
+    if (d.type != kAllEvents && e->type != d.type) {
+      c.command({"XACK", stream, group, en.id}, "acknowledging entry " + en.id);
+      return true;
+    }
+    if (d.stopping.load()) return false;
+    std::exception_ptr error;
+    try {
+      d.handler->handle_event(*e);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (!error) {
+      c.command({"XACK", stream, group, en.id}, "acknowledging event " + e->id);
+      return true;
+    }
+    if (deliveries < options.max_deliver) {
+      failed = true;  // stays pending; taken again after retry_delay
+      return true;
+    }
+    give_up(d, c, en, *e, std::move(error), deliveries);
+    return true;
+  }
+
+  void give_up(durable_reader& d, redis_internal::connection& c, const entry& en, const event& e,
+               std::exception_ptr error, std::int64_t deliveries) {
+    if (options.on_handler_failure) {
+      try {
+        options.on_handler_failure(handler_failure{e, d.type, error, static_cast<int>(deliveries)});
+      } catch (...) {
+        // Documented: the observer's exception is swallowed.
+      }
+    }
+    const std::vector<command_args> commands = {
+        {"XADD", dead_letters, "*", "type", e.type, "id", e.id, "event", en.body.value_or(""),
+         "group", d.durable.group, "consumer", d.durable.consumer, "deliveries",
+         std::to_string(deliveries), "error", what_of(error), "entry", en.id},
+        {"XACK", stream, d.durable.group, en.id}};
+    for (const reply& r : c.pipeline(commands, "moving event " + e.id + " to " + dead_letters)) {
+      if (r->type == REDIS_REPLY_ERROR) {
+        redis_internal::throw_reply_error(r.get(), "moving event " + e.id + " to " + dead_letters,
+                                          c.where());
+      }
+    }
+  }
+
+  // The delivery count of a pending entry (0 when it is no longer pending).
+  std::int64_t deliveries_of(redis_internal::connection& c, const std::string& group,
+                             const std::string& id) {
+    const reply r = c.command({"XPENDING", stream, group, id, id, "1"}, "reading entry " + id);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return 0;
+    const redisReply* row = r->element[0];
+    if (row->type != REDIS_REPLY_ARRAY || row->elements < 4) return 0;
+    return row->element[3]->integer;
+  }
+
+  // The subscription's own entries pending for retry_delay: handled again, or given up when
+  // they were delivered max_deliver times already (a process that stopped after the last
+  // failed delivery). Returns whether entries of this consumer remain pending.
+  bool retry_own(durable_reader& d, redis_internal::connection& c) {
+    const std::string& group = d.durable.group;
+    const std::string& me = d.durable.consumer;
+    const reply due =
+        c.command({"XPENDING", stream, group, "IDLE", std::to_string(options.retry_delay.count()),
+                   "-", "+", std::to_string(options.read_count), me},
+                  "reading the pending entries of " + me);
+    bool failed = false;
+    for (std::size_t i = 0; due->type == REDIS_REPLY_ARRAY && i < due->elements; ++i) {
+      if (d.stopping.load()) return true;
+      const redisReply* row = due->element[i];
+      if (row->type != REDIS_REPLY_ARRAY || row->elements < 4) continue;
+      const std::string id = redis_internal::text_of(row->element[0]);
+      const std::int64_t delivered = row->element[3]->integer;
+      const reply claimed =
+          c.command({"XCLAIM", stream, group, me, std::to_string(options.retry_delay.count()), id},
+                    "taking back entry " + id);
+      std::optional<entry> en;
+      if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements > 0) {
+        en = entry_of(claimed->element[0]);
+      }
+      if (!en) {  // trimmed or deleted meanwhile
+        c.command({"XACK", stream, group, id}, "acknowledging deleted entry " + id);
+        continue;
+      }
+      if (delivered >= options.max_deliver) {
+        std::optional<event> e;
+        try {
+          if (en->body) e = deserialize_event(*en->body);
+        } catch (const error&) {
+        }
+        if (e && (d.type == kAllEvents || e->type == d.type)) {
+          give_up(d, c, *en, *e,
+                  std::make_exception_ptr(engine_error("eventsourced: delivered " +
+                                                       std::to_string(delivered) +
+                                                       " times without being acknowledged")),
+                  delivered);
+          continue;
+        }
+      }
+      handle(d, c, *en, delivered + 1, failed);
+    }
+    const reply left = c.command({"XPENDING", stream, group, "-", "+", "1", me},
+                                 "reading the pending entries of " + me);
+    return failed || (left->type == REDIS_REPLY_ARRAY && left->elements > 0);
+  }
+
+  // Entries idle on any consumer of the group for reclaim_min_idle, taken over.
+  void reclaim(durable_reader& d, redis_internal::connection& c, std::string& cursor,
+               bool& failed) {
+    const std::string& group = d.durable.group;
+    const reply r = c.command({"XAUTOCLAIM", stream, group, d.durable.consumer,
+                               std::to_string(options.reclaim_min_idle.count()), cursor, "COUNT",
+                               std::to_string(options.read_count)},
+                              "reclaiming idle entries of group " + group);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) return;
+    cursor = redis_internal::text_of(r->element[0]);
+    if (cursor.empty()) cursor = "0-0";
+    const redisReply* entries = r->element[1];
+    for (std::size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; ++i) {
+      if (d.stopping.load()) return;
+      const auto en = entry_of(entries->element[i]);
+      if (!en) continue;
+      const std::int64_t delivered = deliveries_of(c, group, en->id);
+      if (delivered == 0) continue;  // acknowledged meanwhile by its former consumer
+      handle(d, c, *en, delivered, failed);
+    }
+  }
+
+  void run(durable_reader& d) noexcept {
+    reading_durable = &d;
+    std::unique_ptr<redis_internal::connection> c;
+    bool own_pending = true;  // look at what this consumer left pending before
+    std::string cursor = "0-0";
+    auto next_reclaim = std::chrono::steady_clock::now();
+    const std::string& group = d.durable.group;
+    const command_args read = {"XREADGROUP", "GROUP",
+                               group,        d.durable.consumer,
+                               "COUNT",      std::to_string(options.read_count),
+                               "BLOCK",      std::to_string(options.poll_interval.count()),
+                               "STREAMS",    stream,
+                               ">"};
+    while (!d.stopping.load()) {
+      try {
+        if (!c || c->broken()) {
+          c = pool.connect_dedicated();
+          c->set_timeout(options.poll_interval + options.connection.command_timeout);
+        }
+        bool failed = false;
+        if (own_pending) own_pending = retry_own(d, *c);
+        if (std::chrono::steady_clock::now() >= next_reclaim) {
+          reclaim(d, *c, cursor, failed);
+          next_reclaim = std::chrono::steady_clock::now() +
+                         std::max(options.poll_interval, options.reclaim_min_idle / 4);
+        }
+        const reply r = c->call(read, "reading consumer group " + group);
+        if (redis_internal::is_error(r.get(), "NOGROUP")) {
+          // The server lost the group (restarted without persistence, or deleted it).
+          create_group(*c, group, d.durable.from_beginning);
+          continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+          redis_internal::throw_reply_error(r.get(), "reading consumer group " + group, c->where());
+        }
+        for (std::size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; ++s) {
+          const redisReply* per_stream = r->element[s];
+          if (per_stream->type != REDIS_REPLY_ARRAY || per_stream->elements < 2) continue;
+          const redisReply* entries = per_stream->element[1];
+          for (std::size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
+               ++i) {
+            const auto en = entry_of(entries->element[i]);
+            if (!en) continue;
+            if (!handle(d, *c, *en, 1, failed)) break;
+          }
+        }
+        own_pending = own_pending || failed;
+      } catch (...) {
+        // Unreachable server, a refused command, closed: drop the connection, pause, try again.
+        c.reset();
+        own_pending = true;
+        redis_internal::pause_unless([&d] { return d.stopping.load(); }, options.poll_interval);
+      }
+    }
+    reading_durable = nullptr;
+  }
+
+  // ---------------------------------------------------------------- plain subscriptions
+
+  redis_internal::dispatcher::reader_function start_ephemeral() {
+    {
+      auto c = pool.acquire();
+      create_group(*c, ephemeral_group, false);
+    }
+    return [this] { read_ephemeral(); };
+  }
+
+  void read_ephemeral() noexcept {
+    std::unique_ptr<redis_internal::connection> c;
+    const command_args read = {"XREADGROUP",
+                               "GROUP",
+                               ephemeral_group,
+                               "reader",
+                               "COUNT",
+                               std::to_string(options.read_count),
+                               "BLOCK",
+                               std::to_string(options.poll_interval.count()),
+                               "STREAMS",
+                               stream,
+                               ">"};
+    while (!dispatcher.stopping()) {
+      try {
+        if (!c || c->broken()) {
+          c = pool.connect_dedicated();
+          c->set_timeout(options.poll_interval + options.connection.command_timeout);
+        }
+        const reply r = c->call(read, "reading consumer group " + ephemeral_group);
+        if (redis_internal::is_error(r.get(), "NOGROUP")) {
+          create_group(*c, ephemeral_group, false);
+          continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+          redis_internal::throw_reply_error(r.get(), "reading consumer group " + ephemeral_group,
+                                            c->where());
+        }
+        for (std::size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; ++s) {
+          const redisReply* per_stream = r->element[s];
+          if (per_stream->type != REDIS_REPLY_ARRAY || per_stream->elements < 2) continue;
+          const redisReply* entries = per_stream->element[1];
+          for (std::size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
+               ++i) {
+            if (dispatcher.stopping()) break;
+            const auto en = entry_of(entries->element[i]);
+            if (!en) continue;
+            std::optional<event> e;
+            try {
+              if (en->body) e = deserialize_event(*en->body);
+            } catch (const error&) {
+            }
+            if (e) {
+              dispatcher.deliver(*e, options.max_deliver, options.on_handler_failure);
+            } else {
+              malformed.fetch_add(1);
+            }
+            if (dispatcher.stopping()) break;
+            c->command({"XACK", stream, ephemeral_group, en->id}, "acknowledging " + en->id);
+          }
+        }
+      } catch (...) {
+        c.reset();
+        redis_internal::pause_unless([this] { return dispatcher.stopping(); },
+                                     options.poll_interval);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- idleness
+
+  bool groups_idle(const std::vector<std::string>& groups) {
+    auto c = pool.acquire();
+    const std::vector<reply> replies =
+        c->pipeline({{"XREVRANGE", stream, "+", "-", "COUNT", "1"}, {"XINFO", "GROUPS", stream}},
+                    "reading the state of " + stream);
+    for (const reply& r : replies) {
+      if (r->type == REDIS_REPLY_ERROR) {
+        redis_internal::throw_reply_error(r.get(), "reading the state of " + stream, c->where());
+      }
+    }
+    std::string last = "0-0";
+    if (replies[0]->type == REDIS_REPLY_ARRAY && replies[0]->elements > 0) {
+      if (const auto en = entry_of(replies[0]->element[0])) last = en->id;
+    }
+    std::size_t idle = 0;
+    const redisReply* info = replies[1].get();
+    for (std::size_t g = 0; info->type == REDIS_REPLY_ARRAY && g < info->elements; ++g) {
+      const redisReply* fields = info->element[g];
+      std::string name, delivered;
+      long long pending = -1;
+      for (std::size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements;
+           i += 2) {
+        const std::string key = redis_internal::text_of(fields->element[i]);
+        const redisReply* value = fields->element[i + 1];
+        if (key == "name") name = redis_internal::text_of(value);
+        if (key == "pending") pending = value->integer;
+        if (key == "last-delivered-id") delivered = redis_internal::text_of(value);
+      }
+      if (std::find(groups.begin(), groups.end(), name) == groups.end()) continue;
+      if (pending != 0 || id_parts(delivered) < id_parts(last)) return false;
+      ++idle;
+    }
+    return idle == groups.size();
+  }
+};
+
+redis_streams_bus::redis_streams_bus(redis_streams_bus_options options) {
+  check_options(options);
+  state_ = std::make_shared<state>(std::move(options));
+}
+
+redis_streams_bus::~redis_streams_bus() {
+  close();
+}
+
+void redis_streams_bus::publish(const event& e) {
+  state_->require_open();
+  const std::string body = serialize_event(e);
+  auto c = state_->pool.acquire();
+  c->command(state_->xadd(e, body), "publishing event " + e.id + " to " + state_->stream);
+}
+
+void redis_streams_bus::publish(std::span<const event> events) {
+  state_->require_open();
+  // Serialized first: an event that cannot be serialized fails the batch before anything is sent.
+  std::vector<command_args> commands;
+  commands.reserve(events.size());
+  for (const event& e : events) commands.push_back(state_->xadd(e, serialize_event(e)));
+  if (commands.empty()) return;
+  auto c = state_->pool.acquire();
+  for (std::size_t from = 0; from < commands.size(); from += kBatchChunk) {
+    const std::size_t to = std::min(commands.size(), from + kBatchChunk);
+    const std::vector<command_args> chunk(commands.begin() + static_cast<std::ptrdiff_t>(from),
+                                          commands.begin() + static_cast<std::ptrdiff_t>(to));
+    const std::string doing = "publishing " + std::to_string(events.size()) + " events (from " +
+                              events.front().id + ") to " + state_->stream;
+    const std::vector<reply> replies = c->pipeline(chunk, doing);
+    for (const reply& r : replies) {
+      if (r->type == REDIS_REPLY_ERROR)
+        redis_internal::throw_reply_error(r.get(), doing, c->where());
+    }
+  }
+}
+
+subscription redis_streams_bus::subscribe(std::string_view type,
+                                          std::shared_ptr<event_handler> handler) {
+  if (type.empty()) {
+    throw invalid_argument_error("eventsourced: subscribe needs an event type, got an empty one");
+  }
+  if (!handler) throw invalid_argument_error("eventsourced: subscribe needs a handler, got null");
+  state_->require_open();
+  state* st = state_.get();
+  std::weak_ptr<state> weak = state_;
+  auto r = st->dispatcher.add(std::string(type), std::move(handler),
+                              [st] { return st->start_ephemeral(); });
+  return subscription([weak, r]() noexcept {
+    if (const auto s = weak.lock()) {
+      s->dispatcher.end(r);
+    } else {
+      r->active.store(false);
+    }
+  });
+}
+
+subscription redis_streams_bus::subscribe(std::string_view type, event_handler_function handler,
+                                          const durable_subscription& durable) {
+  if (!handler) throw invalid_argument_error("eventsourced: subscribe needs a handler, got null");
+  struct function_handler final : event_handler {
+    explicit function_handler(event_handler_function f) : function(std::move(f)) {}
+    void handle_event(const event& e) override { function(e); }
+    event_handler_function function;
+  };
+  return subscribe(type, std::make_shared<function_handler>(std::move(handler)), durable);
+}
+
+subscription redis_streams_bus::subscribe(std::string_view type,
+                                          std::shared_ptr<event_handler> handler,
+                                          const durable_subscription& durable) {
+  if (type.empty()) {
+    throw invalid_argument_error("eventsourced: subscribe needs an event type, got an empty one");
+  }
+  if (!handler) throw invalid_argument_error("eventsourced: subscribe needs a handler, got null");
+  redis_internal::check_key_part(durable.group, "durable_subscription.group");
+  durable_subscription d = durable;
+  if (d.consumer.empty()) d.consumer = "consumer-" + redis_internal::random_hex(16);
+  redis_internal::check_key_part(d.consumer, "durable_subscription.consumer");
+  state_->require_open();
+  {
+    auto c = state_->pool.acquire();
+    state_->bind_group(*c, d.group, std::string(type));
+    state_->create_group(*c, d.group, d.from_beginning);
+  }
+  auto reader = std::make_shared<durable_reader>(std::string(type), std::move(handler), d);
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->require_open();
+    state* st = state_.get();
+    // The thread holds the reader: a handler ending its own subscription drops the handle's.
+    reader->thread = std::thread([st, reader] { st->run(*reader); });
+    state_->durables.push_back(reader);
+  }
+  std::weak_ptr<state> weak = state_;
+  return subscription([weak, reader]() noexcept {
+    if (const auto s = weak.lock()) {
+      s->end(reader);
+    } else {
+      reader->stopping.store(true);
+    }
+  });
+}
+
+bool redis_streams_bus::wait_idle(std::chrono::milliseconds timeout) {
+  state_->require_open();
+  if (state_->dispatcher.on_reader_thread() || reading_durable != nullptr) {
+    throw invalid_argument_error(
+        "eventsourced: redis_streams_bus::wait_idle() called from a handler would wait for itself");
+  }
+  std::vector<std::string> groups;
+  {
+    std::lock_guard lock(state_->mutex);
+    for (const auto& d : state_->durables) groups.push_back(d->durable.group);
+  }
+  if (state_->dispatcher.started()) groups.push_back(state_->ephemeral_group);
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  if (groups.empty()) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!state_->groups_idle(groups)) {
+    state_->require_open();
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+void redis_streams_bus::close() noexcept {
+  if (state_->closed.exchange(true)) return;
+  const bool had_ephemeral = state_->dispatcher.started();
+  state_->dispatcher.stop();
+  state_->join_all();
+  if (had_ephemeral) {
+    try {
+      auto c = state_->pool.acquire();
+      c->call({"XGROUP", "DESTROY", state_->stream, state_->ephemeral_group},
+              "destroying the ephemeral group");
+    } catch (...) {
+      // Best effort (documented): an unreachable server keeps the group.
+    }
+  }
+  state_->pool.close();
+}
+
+const std::string& redis_streams_bus::stream_key() const {
+  return state_->stream;
+}
+
+const std::string& redis_streams_bus::dead_letter_key() const {
+  return state_->dead_letters;
+}
+
+std::uint64_t redis_streams_bus::malformed_messages() const {
+  return state_->malformed.load();
+}
+
+}  // namespace eventsourced
