@@ -361,6 +361,9 @@ struct redis_streams_bus::state {
         if (!c || c->broken()) {
           c = pool.connect_dedicated();
           c->set_timeout(options.poll_interval + options.connection.command_timeout);
+          // The server may have lost the group (restarted without persistence) while we were
+          // away: every command below would fail with NOGROUP.
+          create_group(*c, group, d.durable.from_beginning);
         }
         bool failed = false;
         if (own_pending) own_pending = retry_own(d, *c);
@@ -428,6 +431,7 @@ struct redis_streams_bus::state {
         if (!c || c->broken()) {
           c = pool.connect_dedicated();
           c->set_timeout(options.poll_interval + options.connection.command_timeout);
+          create_group(*c, ephemeral_group, false);
         }
         const reply r = c->call(read, "reading consumer group " + ephemeral_group);
         if (redis_internal::is_error(r.get(), "NOGROUP")) {
@@ -618,17 +622,22 @@ bool redis_streams_bus::wait_idle(std::chrono::milliseconds timeout) {
     throw invalid_argument_error(
         "eventsourced: redis_streams_bus::wait_idle() called from a handler would wait for itself");
   }
-  std::vector<std::string> groups;
-  {
-    std::lock_guard lock(state_->mutex);
-    for (const auto& d : state_->durables) groups.push_back(d->durable.group);
-  }
-  if (state_->dispatcher.started()) groups.push_back(state_->ephemeral_group);
-  std::sort(groups.begin(), groups.end());
-  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
-  if (groups.empty()) return true;
+  // Collected again on every round: a subscription that ended meanwhile (its handler
+  // unsubscribed) no longer reads, and no longer counts.
+  const auto current_groups = [this] {
+    std::vector<std::string> groups;
+    {
+      std::lock_guard lock(state_->mutex);
+      for (const auto& d : state_->durables) groups.push_back(d->durable.group);
+    }
+    if (state_->dispatcher.started()) groups.push_back(state_->ephemeral_group);
+    std::sort(groups.begin(), groups.end());
+    groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+    return groups;
+  };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!state_->groups_idle(groups)) {
+  for (auto groups = current_groups(); !groups.empty() && !state_->groups_idle(groups);
+       groups = current_groups()) {
     state_->require_open();
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
