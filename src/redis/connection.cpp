@@ -1,6 +1,8 @@
 #include "connection.hpp"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <charconv>
@@ -126,6 +128,42 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
+// Writing to a connection the server closed raises SIGPIPE, whose default action ends the
+// process. The library must not change the application's signal handling, so (as libpq does)
+// SIGPIPE is blocked in the calling thread while hiredis writes, and a SIGPIPE the write raised is
+// consumed before it is unblocked.
+class sigpipe_guard {
+ public:
+  sigpipe_guard() noexcept {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &previous_);
+  }
+  ~sigpipe_guard() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        const timespec zero{0, 0};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t previous_;
+  bool was_pending_ = false;
+};
+
 std::vector<const char*> argv_of(const command_args& args, std::vector<std::size_t>& lengths) {
   std::vector<const char*> argv;
   argv.reserve(args.size());
@@ -227,6 +265,7 @@ reply connection::call(const command_args& args, const std::string& doing) {
   if (broken_) fail_io(doing);
   std::vector<std::size_t> lengths;
   auto argv = argv_of(args, lengths);
+  const sigpipe_guard guard;
   void* raw =
       redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data());
   if (raw == nullptr) fail_io(doing);
@@ -243,6 +282,7 @@ std::vector<reply> connection::pipeline(const std::vector<command_args>& command
                                         const std::string& doing) {
   if (broken_) fail_io(doing);
   std::vector<std::size_t> lengths;
+  const sigpipe_guard guard;
   for (const auto& args : commands) {
     auto argv = argv_of(args, lengths);
     if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(),
@@ -268,6 +308,7 @@ void connection::send(const command_args& args, const std::string& doing) {
                              lengths.data()) != REDIS_OK) {
     fail_io(doing);
   }
+  const sigpipe_guard guard;
   int done = 0;
   while (done == 0) {
     if (redisBufferWrite(context_, &done) != REDIS_OK) fail_io(doing);
