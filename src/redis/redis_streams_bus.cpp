@@ -173,7 +173,10 @@ struct redis_streams_bus::state {
     }
     for (auto& t : threads) {
       if (t.get_id() == std::this_thread::get_id()) {
-        t.detach();  // close() from a handler: the thread ends by itself
+        // close() from a handler: this thread ends by itself once the handler returns; the
+        // destructor (which never runs on a handler's thread) joins it.
+        std::lock_guard lock(mutex);
+        to_join.push_back(std::move(t));
       } else if (t.joinable()) {
         t.join();
       }
