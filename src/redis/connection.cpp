@@ -278,7 +278,7 @@ reply connection::command(const command_args& args, const std::string& doing) {
   return r;
 }
 
-std::vector<reply> connection::pipeline(const std::vector<command_args>& commands,
+std::vector<reply> connection::pipeline(std::span<const command_args> commands,
                                         const std::string& doing) {
   if (broken_) fail_io(doing);
   std::vector<std::size_t> lengths;

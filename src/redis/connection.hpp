@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +57,7 @@ class connection {
   reply command(const command_args& args, const std::string& doing);
   // Sends every command, then reads every reply: one round trip. Replies may be error replies.
   // Throws like call().
-  std::vector<reply> pipeline(const std::vector<command_args>& commands, const std::string& doing);
+  std::vector<reply> pipeline(std::span<const command_args> commands, const std::string& doing);
   // Sends a command without waiting for its reply (Pub/Sub subscription commands).
   void send(const command_args& args, const std::string& doing);
   // The next reply (a Pub/Sub message), or nullptr when none arrived within timeout. Throws like

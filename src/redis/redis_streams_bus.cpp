@@ -480,9 +480,9 @@ struct redis_streams_bus::state {
 
   bool groups_idle(const std::vector<std::string>& groups) {
     auto c = pool.acquire();
-    const std::vector<reply> replies =
-        c->pipeline({{"XREVRANGE", stream, "+", "-", "COUNT", "1"}, {"XINFO", "GROUPS", stream}},
-                    "reading the state of " + stream);
+    const std::vector<command_args> commands = {{"XREVRANGE", stream, "+", "-", "COUNT", "1"},
+                                                {"XINFO", "GROUPS", stream}};
+    const std::vector<reply> replies = c->pipeline(commands, "reading the state of " + stream);
     for (const reply& r : replies) {
       if (r->type == REDIS_REPLY_ERROR) {
         redis_internal::throw_reply_error(r.get(), "reading the state of " + stream, c->where());
@@ -540,8 +540,7 @@ void redis_streams_bus::publish(std::span<const event> events) {
   auto c = state_->pool.acquire();
   for (std::size_t from = 0; from < commands.size(); from += kBatchChunk) {
     const std::size_t to = std::min(commands.size(), from + kBatchChunk);
-    const std::vector<command_args> chunk(commands.begin() + static_cast<std::ptrdiff_t>(from),
-                                          commands.begin() + static_cast<std::ptrdiff_t>(to));
+    const std::span<const command_args> chunk(commands.data() + from, to - from);
     const std::string doing = "publishing " + std::to_string(events.size()) + " events (from " +
                               events.front().id + ") to " + state_->stream;
     const std::vector<reply> replies = c->pipeline(chunk, doing);
