@@ -110,6 +110,7 @@ TEST(redis_connection, a_wrong_password_throws_engine_error_without_the_password
   std::string uri;
   EVENTSOURCED_REQUIRE_SERVER(kRedisUri, uri);
   redis_endpoint ep = parse_redis_uri(uri);
+  if (ep.password.empty()) GTEST_SKIP() << "the test server has no password: any is accepted";
   const std::string wrong = "Wr0ngPassw0rdXyz";
   const std::string bad_uri =
       "redis://default:" + wrong + "@" + ep.host + ":" + std::to_string(ep.port);
@@ -125,8 +126,8 @@ TEST(redis_connection, a_wrong_password_throws_engine_error_without_the_password
     EXPECT_EQ(what.find(wrong), std::string::npos) << what;
     EXPECT_NE(what.find(ep.describe()), std::string::npos) << what;
   }
-  if (!ep.password.empty()) {
-    // The right password, no password at all: refused too (NOAUTH), as engine_error.
+  {
+    // No password at all: refused too (NOAUTH), as engine_error.
     redis_streams_bus anonymous(
         {.connection = {.uri = "redis://" + ep.host + ":" + std::to_string(ep.port)},
          .ns = redis_testing::unique_namespace()});

@@ -132,7 +132,7 @@ TEST(redis_fault, buses_and_cache_survive_a_killed_and_restarted_server) {
   const auto failures = cache.failures();
   cache.put("c", "1", {.version = 2, .body = json{{"a", 2}}});
   ASSERT_TRUE(cache.get("c", "1").has_value());
-  EXPECT_EQ(cache.get("c", "1")->version, 2);
+  EXPECT_EQ(cache.get("c", "1").value().version, 2);
   EXPECT_EQ(cache.failures(), failures);
   EXPECT_EQ(other, 0);
 

@@ -406,8 +406,8 @@ TEST_F(redis_streams_bus_test, a_durable_handler_may_end_its_own_subscription) {
                     {.group = "g"});
   for (int i = 0; i < 3; ++i) bus.publish(make_test_event("A"));
   EXPECT_TRUE(eventually([&] { return calls.load() == 1; }));
+  bus.close();  // joins the subscription's thread: its writes to s are visible from here on
   EXPECT_FALSE(s.active());
-  bus.close();
   EXPECT_EQ(calls.load(), 1);
 }
 
