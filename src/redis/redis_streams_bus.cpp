@@ -50,6 +50,12 @@ std::optional<entry> entry_of(const redisReply* r) {
   return out;
 }
 
+// The id of an entry in a reply, also of a deleted one ([id, nil]); empty if there is none.
+std::string id_of(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 1) return {};
+  return redis_internal::text_of(r->element[0]);
+}
+
 // Ids of the form ms-seq, compared as numbers.
 std::pair<std::uint64_t, std::uint64_t> id_parts(const std::string& id) {
   const std::size_t dash = id.find('-');
@@ -429,14 +435,23 @@ struct redis_streams_bus::state {
                                "STREAMS",
                                stream,
                                ">"};
+    // Entries delivered to us on a connection that was lost before we acknowledged them (or
+    // even received them) stay pending in the group: after every (re)connection they are read
+    // again first (id 0: this consumer's pending entries), then new ones (>).
+    command_args read_pending = read;
+    read_pending.back() = "0";
+    read_pending.erase(read_pending.begin() + 6, read_pending.begin() + 8);  // no BLOCK
+    bool replay = true;
     while (!dispatcher.stopping()) {
       try {
         if (!c || c->broken()) {
           c = pool.connect_dedicated();
           c->set_timeout(options.poll_interval + options.connection.command_timeout);
           create_group(*c, ephemeral_group, false);
+          replay = true;
         }
-        const reply r = c->call(read, "reading consumer group " + ephemeral_group);
+        const reply r =
+            c->call(replay ? read_pending : read, "reading consumer group " + ephemeral_group);
         if (redis_internal::is_error(r.get(), "NOGROUP")) {
           create_group(*c, ephemeral_group, false);
           continue;
@@ -445,6 +460,7 @@ struct redis_streams_bus::state {
           redis_internal::throw_reply_error(r.get(), "reading consumer group " + ephemeral_group,
                                             c->where());
         }
+        std::size_t received = 0;
         for (std::size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; ++s) {
           const redisReply* per_stream = r->element[s];
           if (per_stream->type != REDIS_REPLY_ARRAY || per_stream->elements < 2) continue;
@@ -452,8 +468,15 @@ struct redis_streams_bus::state {
           for (std::size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
                ++i) {
             if (dispatcher.stopping()) break;
+            ++received;
             const auto en = entry_of(entries->element[i]);
-            if (!en) continue;
+            if (!en) {
+              // Pending but deleted from the stream (trimmed): nothing to deliver.
+              const std::string id = id_of(entries->element[i]);
+              if (!id.empty())
+                c->command({"XACK", stream, ephemeral_group, id}, "acknowledging " + id);
+              continue;
+            }
             std::optional<event> e;
             try {
               if (en->body) e = deserialize_event(*en->body);
@@ -468,6 +491,7 @@ struct redis_streams_bus::state {
             c->command({"XACK", stream, ephemeral_group, en->id}, "acknowledging " + en->id);
           }
         }
+        if (received == 0) replay = false;
       } catch (...) {
         c.reset();
         redis_internal::pause_unless([this] { return dispatcher.stopping(); },

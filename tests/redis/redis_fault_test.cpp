@@ -4,6 +4,7 @@
 // themselves and publishing and consuming work again. Nothing waits unboundedly.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -138,6 +139,31 @@ TEST(redis_fault, buses_and_cache_survive_a_killed_and_restarted_server) {
 
   streams.close();
   pubsub.close();
+}
+
+TEST(redis_fault, an_event_whose_acknowledgement_was_lost_is_delivered_again) {
+  // The plain subscriptions' reader loses its connection while a handler runs: the entry stays
+  // pending in the ephemeral group, and the reader delivers it again after reconnecting.
+  redis_testing::private_redis_server server;
+  redis_streams_bus streams(
+      {.connection = fast(server.uri()), .ns = "es_fault", .poll_interval = 50ms});
+  std::atomic<int> calls{0};
+  std::atomic<bool> release{false};
+  received_events got;
+  subscription s = streams.subscribe(kAllEvents, [&](const event& e) {
+    if (++calls == 1) {
+      while (!release) std::this_thread::sleep_for(1ms);
+    }
+    got.add(e);
+  });
+  const event e = make_test_event("A");
+  streams.publish(e);
+  ASSERT_TRUE(eventually([&] { return calls.load() == 1; }));
+  redis_testing::raw_client raw(server.uri());
+  raw.run({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});  // the reader's connection too
+  release = true;
+  ASSERT_TRUE(streams.wait_idle());
+  EXPECT_EQ(got.ids(), (std::vector<std::string>{e.id, e.id}));
 }
 
 TEST(redis_fault, subscribing_without_a_server_throws_and_close_does_not_hang) {

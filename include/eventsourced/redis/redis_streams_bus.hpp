@@ -42,8 +42,10 @@
 // close()) and one thread, which calls the handlers one at a time in subscription order, each
 // event to all of them before the next; a throwing handler is called again at once, up to
 // options.max_deliver calls, then reported to on_handler_failure (no dead letter: the group is
-// this process's own); the entry is acknowledged once every handler had it. A process that dies
-// leaves its ephemeral group behind (remove it with XGROUP DESTROY).
+// this process's own); the entry is acknowledged once every handler had it, and entries read on
+// a connection that was lost before they were acknowledged are delivered again after
+// reconnecting. A process that dies leaves its ephemeral group behind (remove it with XGROUP
+// DESTROY).
 //
 // Outages. publish() throws engine_unavailable_error (retryable) when the server cannot be
 // reached or does not answer in options.connection.command_timeout; the event may or may not have
