@@ -345,7 +345,8 @@ subscription redis_streams_bus::subscribe(std::string_view type,
   if (!handler) throw invalid_argument_error("eventsourced: subscribe needs a handler, got null");
   redis_internal::check_key_part(durable.group, "durable_subscription.group");
   durable_subscription d = durable;
-  if (d.consumer.empty()) d.consumer = "consumer-" + redis_internal::random_hex(16);
+  const bool made_up = d.consumer.empty();
+  if (made_up) d.consumer = "consumer-" + redis_internal::random_hex(16);
   redis_internal::check_key_part(d.consumer, "durable_subscription.consumer");
   state_->require_open();
   {
@@ -353,7 +354,7 @@ subscription redis_streams_bus::subscribe(std::string_view type,
     state_->bind_group(*c, d.group, std::string(type));
     redis_internal::create_group(*c, state_->stream, d.group, d.from_beginning);
   }
-  auto reader = std::make_shared<durable_reader>(std::string(type), std::move(handler), d);
+  auto reader = std::make_shared<durable_reader>(std::string(type), std::move(handler), d, made_up);
   {
     std::lock_guard lock(state_->mutex);
     state_->require_open();

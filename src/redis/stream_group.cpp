@@ -273,6 +273,21 @@ void durable_consumer::run(durable_reader& d) noexcept {
       redis_internal::pause_unless([&d] { return d.stopping.load(); }, options.poll_interval);
     }
   }
+  // A made-up consumer name is never used again: remove the consumer from the group, unless it
+  // still owns pending entries (deleting it would drop them from the group's pending list; they
+  // stay for other consumers to reclaim).
+  if (d.made_up_name && c && !c->broken()) {
+    try {
+      const reply left = c->command({"XPENDING", stream, group, "-", "+", "1", d.durable.consumer},
+                                    "reading the pending entries of " + d.durable.consumer);
+      if (left->type == REDIS_REPLY_ARRAY && left->elements == 0) {
+        c->command({"XGROUP", "DELCONSUMER", stream, group, d.durable.consumer},
+                   "removing consumer " + d.durable.consumer);
+      }
+    } catch (...) {
+      // Best effort: an unreachable server keeps the (empty) consumer.
+    }
+  }
   reading_durable = nullptr;
 }
 

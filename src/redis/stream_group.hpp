@@ -42,11 +42,13 @@ void create_group(connection& c, const std::string& stream, const std::string& g
 
 // A durable subscription: its thread reads the group as the consumer.
 struct durable_reader {
-  durable_reader(std::string t, std::shared_ptr<event_handler> h, durable_subscription d)
-      : type(std::move(t)), handler(std::move(h)), durable(std::move(d)) {}
+  durable_reader(std::string t, std::shared_ptr<event_handler> h, durable_subscription d,
+                 bool made_up)
+      : type(std::move(t)), handler(std::move(h)), durable(std::move(d)), made_up_name(made_up) {}
   const std::string type;
   const std::shared_ptr<event_handler> handler;
   const durable_subscription durable;
+  const bool made_up_name;  // the consumer name was made up: removed from the group at the end
   std::atomic<bool> stopping{false};  // no handler call starts once set
   std::thread thread;                 // GUARDED_BY(the bus's mutex)
 };

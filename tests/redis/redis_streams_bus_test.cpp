@@ -394,6 +394,25 @@ TEST_F(redis_streams_bus_test, close_destroys_the_ephemeral_group_and_keeps_dura
   EXPECT_THROW(bus.subscribe("A", [](const event&) {}, {.group = "g"}), store_closed_error);
 }
 
+TEST_F(redis_streams_bus_test, a_made_up_consumer_leaves_the_group_with_its_subscription) {
+  redis_streams_bus bus(options());
+  received_events got;
+  subscription named =
+      bus.subscribe(kAllEvents, got.recorder(), {.group = "g", .consumer = "kept"});
+  {
+    subscription anonymous = bus.subscribe(kAllEvents, got.recorder(), {.group = "g"});
+    for (int i = 0; i < 10; ++i) bus.publish(make_test_event("A"));
+    ASSERT_TRUE(bus.wait_idle());
+    // Both consumers joined the group once each had read from it.
+    EXPECT_TRUE(eventually([&] {
+      return raw_->run({"XINFO", "CONSUMERS", stream(), "g"})->elements == 2u;
+    }));
+  }
+  const auto consumers = raw_->run({"XINFO", "CONSUMERS", stream(), "g"});
+  ASSERT_EQ(consumers->elements, 1u);
+  EXPECT_EQ(got.size(), 10u);
+}
+
 TEST_F(redis_streams_bus_test, a_durable_handler_may_end_its_own_subscription) {
   redis_streams_bus bus(options());
   std::atomic<int> calls{0};

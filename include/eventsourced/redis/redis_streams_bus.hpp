@@ -112,7 +112,8 @@ struct redis_streams_bus_options {
 struct durable_subscription {
   std::string group;
   // Empty: a unique name is made up (the subscription then cannot take back its own pending
-  // entries after a restart; other consumers reclaim them after reclaim_min_idle).
+  // entries after a restart; other consumers reclaim them after reclaim_min_idle), and the
+  // consumer is removed from the group when the subscription ends without pending entries.
   std::string consumer{};
   // A group created by this subscription starts at the first entry the stream holds (true) or
   // with the entries added after it (false). Ignored for an existing group.
