@@ -82,8 +82,7 @@ int run(int argc, char** argv) {
 #if EVENTSOURCED_MULTIPROCESS_REDIS
   } else if (bus_kind == "redis") {
     auto streams = std::make_shared<eventsourced::redis_streams_bus>(
-        eventsourced::redis_connection_options{.uri = bus_address},
-        eventsourced::redis_streams_options{.stream_namespace = ns});
+        eventsourced::redis_streams_bus_options{.connection = {.uri = bus_address}, .ns = ns});
     subscriber = streams->subscribe(eventsourced::kAllEvents, record,
                                     {.group = durable, .from_beginning = true});
     bus = streams;
