@@ -64,6 +64,15 @@ std::string fresh_namespace(const std::string& what) {
   return "es_bench_" + what + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
 }
 
+// Field by field: g++ 12 at -O2 warns (-Wmaybe-uninitialized, a false positive) about nested
+// designated initialisers of these options.
+eventsourced::redis_streams_bus_options bus_options(const std::string& ns) {
+  eventsourced::redis_streams_bus_options options;
+  options.connection.uri = g_uri;
+  options.ns = ns;
+  return options;
+}
+
 // A plain hiredis connection: the baseline, and deleting the benchmark's keys.
 class raw_client {
  public:
@@ -196,8 +205,7 @@ void relay_into_redis_streams(int n, bool with_redis_benchmark) {
   for (int round = 0; round < kRounds; ++round) {
     {
       const std::string ns = fresh_namespace("relay");
-      auto bus = std::make_shared<eventsourced::redis_streams_bus>(
-          eventsourced::redis_streams_bus_options{.connection = {.uri = g_uri}, .ns = ns});
+      auto bus = std::make_shared<eventsourced::redis_streams_bus>(bus_options(ns));
       eventsourced::outbox_relay relay(
           log, bus, {.name = "bench_" + std::to_string(round), .max_attempts = 1});
       const auto start = steady::now();
@@ -272,7 +280,7 @@ void batch_publish(int n) {
   for (int round = 0; round < kRounds; ++round) {
     {
       const std::string ns = fresh_namespace("batch");
-      eventsourced::redis_streams_bus bus({.connection = {.uri = g_uri}, .ns = ns});
+      eventsourced::redis_streams_bus bus(bus_options(ns));
       bus.publish(std::span(events).first(1));  // connected before the timing
       raw.del(bus.stream_key());
       const auto start = steady::now();
