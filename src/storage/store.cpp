@@ -128,10 +128,12 @@ void store::stamp(json& body, std::string_view id, std::int64_t version) const {
 
 namespace {
 
-// Adds `extra`'s members to metadata, keeping members already there.
+// Adds `extra`'s members to metadata, keeping members already there. Reserved members
+// (kReservedPrefix) are for mappers only and never reach an event.
 void add_members(json& metadata, const json& extra) {
   if (!extra.is_object()) return;
   for (const auto& [key, value] : extra.items()) {
+    if (std::string_view(key).starts_with(kReservedPrefix)) continue;
     if (!metadata.contains(key)) metadata[key] = value;
   }
 }

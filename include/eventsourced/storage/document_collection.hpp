@@ -42,7 +42,9 @@ struct find_options {
 struct write_options {
   std::optional<retry_options> retry{};  // nullopt: the store's retry options
   // Members added to the metadata of every event the write records (correlation_id,
-  // causation_id, ...; see event/event.hpp). Must be an object or null.
+  // causation_id, client_id, ...; see event/event.hpp). Must be an object or null. Members whose
+  // name starts with kReservedPrefix reach the mapper (document_change::metadata) but are not
+  // copied into events: the library passes its own per-write information that way (sync).
   json event_metadata{};
 };
 
