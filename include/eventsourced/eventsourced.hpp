@@ -35,3 +35,4 @@
 #include <eventsourced/storage/store.hpp>
 #include <eventsourced/storage/transaction.hpp>
 #include <eventsourced/storage/update_operators.hpp>
+#include <eventsourced/sync/event_sync_storage.hpp>

@@ -1,0 +1,234 @@
+// event_sync_storage: the seeds' EventSyncStorage — a store whose every write of a document also
+// records a sync event, the document's vector clock and, every N writes, a snapshot, so that a
+// client that went away can catch up with get_missing_events().
+//
+//   auto sync = eventsourced::event_sync_storage::open("sqlite:game.db", {.client_id = "server"});
+//   sync->find_one_and_upsert("games", {{"id", "g1"}, {"gold", 0}});
+//   sync->find_one_and_update("games", "g1", edit, {.event_metadata = {{"client_id", "ann"}}});
+//   auto batch = sync->get_missing_events("games", "g1", {.version = 1});
+//   // apply batch.snapshot (if any), then each event's data["json_patch"], in order
+//
+// What a write records, in the same engine commit as the document change (the store's mapper,
+// sync_event_mapper below; DESIGN.md invariant 2 — a write whose sync event cannot be recorded
+// commits nothing and throws):
+//   stream    {kSyncStreamType, "<collection>/<id>"}; its stream version equals the document's
+//             version (every write of the document, delete included, is one sync event)
+//   type      "sync.created" | "sync.updated" | "sync.deleted"
+//   data      {"op": "create"|"update"|"delete", "version": document version after the write,
+//              "json_patch": RFC 6902 patch before → after (null stands for "does not exist"),
+//              "client_id", "vector_clock": the document's vector clock after the write}
+//   metadata  the store's "document" member, "client_id" and "vector_clock", and the members of
+//             write_options::event_metadata.
+// The client id of a write is write_options::event_metadata["client_id"] when set (a non-empty
+// string), else sync_options::client_id.
+//
+// Vector clocks. A document's vector clock maps each client id to the number of writes that
+// client made to the document; it lives in the sync events (each carries the clock after its
+// write), so it commits with the write. Each write adds one to its client's counter: a clock
+// never moves back. update_vector_clock() records what a *client* has seen of a document (the
+// seed's state vector): element-wise max with what it acknowledged before, so a stale or lower
+// acknowledgement changes nothing; it is kept as a document of the reserved collection
+// kSyncStateCollection.
+//
+// Snapshots. After a write that brings a document to a version that is a multiple of
+// sync_options::snapshot_interval, the body at that version (null when deleted) and its vector
+// clock are written to the reserved collection kSyncSnapshotCollection, into one of
+// snapshots_kept slots (version / interval modulo snapshots_kept), so only the latest
+// snapshots_kept are kept and nothing needs cleaning up. The snapshot is written right after the
+// write's commit, not in it (a mapper can only add events): if the process dies in between, or
+// the snapshot write fails, the snapshot is missing — never wrong — and get_missing_events serves
+// the client from an older snapshot or from the events, which this version never deletes. A
+// snapshot failure does not fail the write (it is committed); snapshot_failures() counts them.
+//
+// Writes that go around this class (the store's own collections) fail with
+// invalid_argument_error: the mapper refuses a change without sync information, so no document
+// of the store can change without its sync event.
+//
+// \par Thread safety
+// Safe to use from many threads at once, like the store it holds.
+//
+// \par Ownership
+// Owns (shares) the store. close() — or the destructor — closes it.
+//
+// \par Exceptions
+// invalid_argument_error for bad names, ids, client ids, clocks or client states (nothing is
+// changed); not_found_error for a document with no sync history; conflict_error when a write
+// keeps losing to concurrent writers (after store_options::retry.max_attempts); otherwise what the
+// engine throws (store_closed_error, engine_unavailable_error, engine_error).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <eventsourced/event/event.hpp>
+#include <eventsourced/event/mapper.hpp>
+#include <eventsourced/storage/document_collection.hpp>
+#include <eventsourced/storage/store.hpp>
+
+namespace eventsourced {
+
+// Reserved names (engine.hpp: kReservedPrefix).
+inline constexpr std::string_view kSyncStreamType = "_es_sync";
+inline constexpr std::string_view kSyncSnapshotCollection = "_es_sync_snapshots";
+inline constexpr std::string_view kSyncStateCollection = "_es_sync_states";
+// Metadata member naming the client that made a write.
+inline constexpr std::string_view kClientIdKey = "client_id";
+inline constexpr std::string_view kVectorClockKey = "vector_clock";
+// The write_options::event_metadata member through which event_sync_storage tells the mapper
+// the client id, version and vector clock a write starts from.
+inline constexpr std::string_view kSyncMetadataKey = "_es_sync";
+
+// Client id → number of writes (or, for an acknowledgement, writes seen).
+using vector_clock_map = std::map<std::string, std::int64_t, std::less<>>;
+
+// The stream holding a document's sync events.
+stream_ref sync_stream(std::string_view collection, std::string_view id);
+
+// Records the sync event of every change (header comment), after the events of an optional
+// inner mapper (e.g. a default_event_mapper). It reads the clock the write starts from out of
+// the change's metadata, where event_sync_storage puts it (member "_es_sync": reserved members of
+// write_options::event_metadata reach mappers but are never copied into events). A change without
+// it throws invalid_argument_error; one whose version is not the expected successor throws
+// conflict_error (event_sync_storage then retries on fresh state).
+// \par Thread safety
+// map() may be called from many threads at once.
+class sync_event_mapper : public event_mapper {
+ public:
+  explicit sync_event_mapper(std::shared_ptr<const event_mapper> inner = nullptr)
+      : inner_(std::move(inner)) {}
+  std::vector<mapped_event> map(const document_change& change) const override;
+
+ private:
+  std::shared_ptr<const event_mapper> inner_;
+};
+
+struct sync_options {
+  // The store's options. Its mapper, if any, is kept as the inner mapper of a sync_event_mapper.
+  store_options storage{};
+  // The client id of writes that do not name one (event_metadata["client_id"]).
+  std::string client_id = "server";
+  // A snapshot every this many versions of a document (>= 1).
+  std::int64_t snapshot_interval = 100;
+  // How many snapshots of a document are kept (>= 1).
+  std::size_t snapshots_kept = 2;
+  // A client missing more events than this gets a snapshot first (>= 1).
+  std::size_t max_missing_events = 100;
+};
+
+// What a client has of a document: the version (stream version) it last applied; 0: nothing.
+struct client_state {
+  std::int64_t version = 0;
+};
+
+// A snapshot of a document.
+struct sync_snapshot {
+  std::int64_t version = 0;  // the document's version
+  json document;             // the body at that version; null: deleted at that version
+  vector_clock_map vector_clock;
+};
+
+// What get_missing_events returns: apply snapshot (when set) then events, in order.
+struct sync_batch {
+  std::optional<sync_snapshot> snapshot{};
+  std::vector<event> events{};
+  // The version the client has after applying the batch.
+  std::int64_t version = 0;
+};
+
+class event_sync_storage {
+ public:
+  // Opens the store at uri with a sync_event_mapper. Throws invalid_argument_error for bad
+  // options, and what store::open throws.
+  static std::unique_ptr<event_sync_storage> open(std::string_view uri, sync_options options = {});
+  // The same over an engine you made yourself (store::wrap).
+  static std::unique_ptr<event_sync_storage> wrap(std::unique_ptr<eventsourced::engine> engine,
+                                                  sync_options options = {});
+
+  event_sync_storage(const event_sync_storage&) = delete;
+  event_sync_storage& operator=(const event_sync_storage&) = delete;
+  ~event_sync_storage();
+
+  // The document, or nullopt.
+  std::optional<json> find_one(std::string_view collection, std::string_view id) const;
+  // As document_collection's operations (document_collection.hpp); each write records its sync
+  // event, vector clock and snapshot as described above. Conflicts are retried on fresh state.
+  update_result<json> find_one_and_upsert(std::string_view collection, json body,
+                                          const write_options& options = {});
+  update_result<json> find_one_and_update(std::string_view collection, std::string_view id,
+                                          const document_collection::edit_function& edit,
+                                          const write_options& options = {});
+  bool delete_one(std::string_view collection, std::string_view id,
+                  const write_options& options = {});
+
+  // The document's vector clock after its latest write (deleted documents included). Throws
+  // not_found_error for a document never written.
+  vector_clock_map vector_clock(std::string_view collection, std::string_view id) const;
+
+  // Records that client_id has seen `seen` of the document: the stored acknowledgement becomes
+  // the element-wise max of the old one and `seen`; returns it. Throws invalid_argument_error for
+  // an empty/invalid client id, a negative counter, or a counter above the document's own clock
+  // (a state from the future); not_found_error for a document never written. Nothing is changed
+  // when it throws.
+  vector_clock_map update_vector_clock(std::string_view collection, std::string_view id,
+                                       std::string_view client_id, const vector_clock_map& seen);
+  // What client_id acknowledged for the document; nullopt when nothing.
+  std::optional<vector_clock_map> acknowledged_vector_clock(std::string_view collection,
+                                                            std::string_view id,
+                                                            std::string_view client_id) const;
+
+  // The latest snapshot of the document, or nullopt.
+  std::optional<sync_snapshot> latest_snapshot(std::string_view collection,
+                                               std::string_view id) const;
+
+  // What a client at `state` is missing: the events after state.version, in stream order,
+  // preceded by the latest snapshot when the client misses more than max_missing_events events
+  // (or when the event after its version is no longer in the log). Reads the stream from the
+  // client's version (and at most snapshots_kept snapshot slots), so the cost grows with what
+  // is missing, not with the document's history. Throws invalid_argument_error for a negative
+  // version or one above the document's (a state from the future); not_found_error for a
+  // document never written.
+  sync_batch get_missing_events(std::string_view collection, std::string_view id,
+                                client_state state) const;
+
+  // Snapshots that could not be written (see the header comment).
+  std::int64_t snapshot_failures() const noexcept { return snapshot_failures_.load(); }
+
+  const std::shared_ptr<eventsourced::store>& store() const noexcept { return store_; }
+  const sync_options& options() const noexcept { return options_; }
+
+  // Closes the store. Idempotent; never throws.
+  void close() noexcept;
+
+ private:
+  event_sync_storage(std::shared_ptr<eventsourced::store> store, sync_options options);
+
+  // The clock and version a write of the document starts from.
+  struct sync_base {
+    std::int64_t version = 0;
+    vector_clock_map clock;
+  };
+  sync_base base_of(std::string_view collection, std::string_view id) const;
+  // The latest sync event of the document, if any.
+  std::optional<event> head_event(std::string_view collection, std::string_view id) const;
+  // Runs attempt (one store write, retries off) with the base stamped into its metadata, and
+  // again on fresh state after a conflict. attempt returns whether it wrote, and the body after
+  // the write (null for a delete). Writes the snapshot when the new version calls for one.
+  void write(std::string_view collection, std::string_view id, const write_options& options,
+             const std::function<bool(const write_options&, json& after)>& attempt);
+  void write_snapshot(std::string_view collection, std::string_view id, const sync_snapshot& s);
+  std::string client_of(const write_options& options) const;
+
+  std::shared_ptr<eventsourced::store> store_;
+  sync_options options_;
+  std::atomic<std::int64_t> snapshot_failures_{0};
+};
+
+}  // namespace eventsourced

@@ -1,0 +1,430 @@
+// event_sync_storage: writes with sync events, vector clocks, snapshots, and catching up.
+#include <eventsourced/sync/event_sync_storage.hpp>
+
+#include <algorithm>
+#include <utility>
+
+#include <eventsourced/error.hpp>
+#include <eventsourced/storage/retry.hpp>
+
+namespace eventsourced {
+namespace {
+
+constexpr std::size_t kPageSize = 256;
+constexpr std::size_t kMaxSnapshotsKept = 1000;
+// Attempts of the bookkeeping writes (snapshots, acknowledgements) against concurrent writers.
+constexpr int kBookkeepingAttempts = 1000;
+
+// Throws invalid_argument_error unless collection/id name a document event_sync_storage can
+// keep: a user collection name, a valid id, and reserved ids (snapshot slots, streams) that fit.
+void check_document(std::string_view collection, std::string_view id) {
+  validate_collection_name(collection);
+  if (collection.starts_with(kReservedPrefix)) {
+    throw invalid_argument_error("eventsourced: collection '" + std::string(collection) +
+                                 "' has the reserved prefix " + std::string(kReservedPrefix));
+  }
+  validate_id(id);
+  if (collection.size() + id.size() + 16 > kMaxIdBytes) {
+    throw invalid_argument_error("eventsourced: collection name and id of " +
+                                 std::string(collection) +
+                                 "/... are too long together for sync (at most " +
+                                 std::to_string(kMaxIdBytes - 16) + " bytes)");
+  }
+}
+
+void check_client_id(std::string_view client_id) {
+  if (client_id.empty()) throw invalid_argument_error("eventsourced: empty client id");
+  validate_id(client_id, "client id");
+}
+
+void check_options(const sync_options& options) {
+  check_client_id(options.client_id);
+  if (options.snapshot_interval < 1 || options.snapshots_kept < 1 ||
+      options.snapshots_kept > kMaxSnapshotsKept || options.max_missing_events < 1) {
+    throw invalid_argument_error(
+        "eventsourced: sync_options need snapshot_interval >= 1, 1 <= snapshots_kept <= 1000 and "
+        "max_missing_events >= 1");
+  }
+}
+
+vector_clock_map clock_from_json(const json& j) {
+  vector_clock_map clock;
+  if (!j.is_object()) return clock;
+  for (const auto& [client, counter] : j.items())
+    clock.emplace(client, counter.get<std::int64_t>());
+  return clock;
+}
+
+json clock_to_json(const vector_clock_map& clock) {
+  json j = json::object();
+  for (const auto& [client, counter] : clock) j[client] = counter;
+  return j;
+}
+
+vector_clock_map clock_of(const event& e) {
+  return clock_from_json(e.data.value(std::string(kVectorClockKey), json::object()));
+}
+
+// "<slot>:<collection>/<id>": collection names hold neither ':' nor '/', so ids never collide.
+std::string snapshot_id(std::size_t slot, std::string_view collection, std::string_view id) {
+  return std::to_string(slot) + ":" + std::string(collection) + "/" + std::string(id);
+}
+
+// "<client id length>:<client id>:<collection>/<id>" (length-prefixed: any client id is fine).
+std::string state_id(std::string_view collection, std::string_view id, std::string_view client) {
+  return std::to_string(client.size()) + ":" + std::string(client) + ":" + std::string(collection) +
+         "/" + std::string(id);
+}
+
+// Every event of `stream` from `from`, paging.
+std::vector<event> read_to_end(engine& engine, const stream_ref& stream, std::int64_t from) {
+  std::vector<event> out;
+  for (;;) {
+    auto page = engine.read_stream(stream, from, kPageSize);
+    const bool full = page.size() == kPageSize;
+    for (auto& e : page) out.push_back(std::move(e));
+    if (!full) return out;
+    from = out.back().stream_version + 1;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<event_sync_storage> event_sync_storage::open(std::string_view uri,
+                                                             sync_options options) {
+  check_options(options);  // before opening anything
+  auto store_options = options.storage;
+  store_options.mapper = std::make_shared<sync_event_mapper>(store_options.mapper);
+  auto s = store::open(uri, std::move(store_options));
+  return std::unique_ptr<event_sync_storage>(
+      new event_sync_storage(std::move(s), std::move(options)));
+}
+
+std::unique_ptr<event_sync_storage> event_sync_storage::wrap(
+    std::unique_ptr<eventsourced::engine> engine, sync_options options) {
+  check_options(options);
+  auto store_options = options.storage;
+  store_options.mapper = std::make_shared<sync_event_mapper>(store_options.mapper);
+  auto s = store::wrap(std::move(engine), std::move(store_options));
+  return std::unique_ptr<event_sync_storage>(
+      new event_sync_storage(std::move(s), std::move(options)));
+}
+
+event_sync_storage::event_sync_storage(std::shared_ptr<eventsourced::store> store,
+                                       sync_options options)
+    : store_(std::move(store)), options_(std::move(options)) {}
+
+event_sync_storage::~event_sync_storage() {
+  close();
+}
+
+void event_sync_storage::close() noexcept {
+  try {
+    if (store_) store_->close();
+  } catch (...) {  // closing is best effort; destructors never throw
+  }
+}
+
+std::string event_sync_storage::client_of(const write_options& options) const {
+  if (options.event_metadata.is_object()) {
+    auto it = options.event_metadata.find(kClientIdKey);
+    if (it != options.event_metadata.end()) {
+      if (!it->is_string()) {
+        throw invalid_argument_error("eventsourced: event_metadata.client_id must be a string");
+      }
+      const auto& client = it->get_ref<const std::string&>();
+      check_client_id(client);
+      return client;
+    }
+  } else if (!options.event_metadata.is_null()) {
+    throw invalid_argument_error(
+        "eventsourced: write_options::event_metadata must be an object or null");
+  }
+  return options_.client_id;
+}
+
+std::optional<json> event_sync_storage::find_one(std::string_view collection,
+                                                 std::string_view id) const {
+  check_document(collection, id);
+  return store_->documents(collection).find_one(id);
+}
+
+std::optional<event> event_sync_storage::head_event(std::string_view collection,
+                                                    std::string_view id) const {
+  const auto snapshot = latest_snapshot(collection, id);
+  auto events =
+      read_to_end(store_->engine(), sync_stream(collection, id), snapshot ? snapshot->version : 1);
+  if (events.empty()) return std::nullopt;
+  return std::move(events.back());
+}
+
+event_sync_storage::sync_base event_sync_storage::base_of(std::string_view collection,
+                                                          std::string_view id) const {
+  auto& engine = store_->engine();
+  if (auto doc = engine.get(collection, id)) {
+    auto at = engine.read_stream(sync_stream(collection, id), doc->version, 1);
+    if (at.empty() || at.front().stream_version != doc->version) {
+      throw invalid_argument_error("eventsourced: " + std::string(collection) + "/" +
+                                   std::string(id) + " has no sync event for its version " +
+                                   std::to_string(doc->version) +
+                                   " (it was written around event_sync_storage)");
+    }
+    return {doc->version, clock_of(at.front())};
+  }
+  auto head = head_event(collection, id);
+  if (!head) return {};
+  return {head->stream_version, clock_of(*head)};
+}
+
+void event_sync_storage::write(std::string_view collection, std::string_view id,
+                               const write_options& options,
+                               const std::function<bool(const write_options&, json&)>& attempt) {
+  check_document(collection, id);
+  const std::string client = client_of(options);
+  const retry_options& retry = options.retry ? *options.retry : store_->options().retry;
+  for (int n = 1;; ++n) {
+    sync_base base = base_of(collection, id);
+    write_options once = options;
+    once.retry = retry_options{.enabled = false};  // a retry needs a fresh base: done here
+    if (once.event_metadata.is_null()) once.event_metadata = json::object();
+    once.event_metadata[std::string(kSyncMetadataKey)] = {
+        {"client_id", client},
+        {"base_version", base.version},
+        {"base_clock", clock_to_json(base.clock)}};
+    try {
+      json after;
+      if (!attempt(once, after)) return;
+      const std::int64_t version = base.version + 1;
+      if (version % options_.snapshot_interval == 0) {
+        base.clock[client] += 1;
+        write_snapshot(collection, id,
+                       sync_snapshot{.version = version,
+                                     .document = std::move(after),
+                                     .vector_clock = std::move(base.clock)});
+      }
+      return;
+    } catch (const conflict_error&) {
+      if (!retry.enabled || n >= retry.max_attempts) throw;
+      detail::backoff_sleep(retry, n);
+    }
+  }
+}
+
+void event_sync_storage::write_snapshot(std::string_view collection, std::string_view id,
+                                        const sync_snapshot& s) {
+  const auto slot =
+      static_cast<std::size_t>(s.version / options_.snapshot_interval) % options_.snapshots_kept;
+  const std::string slot_id = snapshot_id(slot, collection, id);
+  json body = {{"collection", collection},
+               {"document_id", id},
+               {"stream_version", s.version},
+               {"document", s.document},
+               {std::string(kVectorClockKey), clock_to_json(s.vector_clock)}};
+  auto& engine = store_->engine();
+  try {
+    for (int n = 1; n <= kBookkeepingAttempts; ++n) {
+      auto current = engine.get(kSyncSnapshotCollection, slot_id);
+      if (current && current->body.value("stream_version", std::int64_t{0}) >= s.version) return;
+      commit_request request;
+      request.writes.push_back(document_write{.collection = std::string(kSyncSnapshotCollection),
+                                              .id = slot_id,
+                                              .expected_version = current ? current->version : 0,
+                                              .op = write_op::put,
+                                              .body = body});
+      try {
+        engine.commit(request);
+        return;
+      } catch (const conflict_error&) {
+        // another writer filled the slot meanwhile: look again
+      }
+    }
+  } catch (const std::exception&) {
+    // The write is committed; the snapshot is an optimisation the events can replace.
+  }
+  snapshot_failures_.fetch_add(1);
+}
+
+update_result<json> event_sync_storage::find_one_and_upsert(std::string_view collection, json body,
+                                                            const write_options& options) {
+  const std::string id = store_->documents(collection).id_of(body);
+  std::optional<update_result<json>> result;
+  write(collection, id, options, [&](const write_options& once, json& after) {
+    result = store_->documents(collection).find_one_and_upsert(body, once);
+    after = result->document;
+    return result->diff.has_changes;
+  });
+  return std::move(*result);
+}
+
+update_result<json> event_sync_storage::find_one_and_update(
+    std::string_view collection, std::string_view id,
+    const document_collection::edit_function& edit, const write_options& options) {
+  std::optional<update_result<json>> result;
+  write(collection, id, options, [&](const write_options& once, json& after) {
+    result = store_->documents(collection).find_one_and_update(id, edit, once);
+    after = result->diff.is_deleted ? json(nullptr) : result->document;
+    return result->diff.has_changes;
+  });
+  return std::move(*result);
+}
+
+bool event_sync_storage::delete_one(std::string_view collection, std::string_view id,
+                                    const write_options& options) {
+  bool deleted = false;
+  write(collection, id, options, [&](const write_options& once, json& after) {
+    deleted = store_->documents(collection).delete_one(id, once);
+    after = nullptr;
+    return deleted;
+  });
+  return deleted;
+}
+
+vector_clock_map event_sync_storage::vector_clock(std::string_view collection,
+                                                  std::string_view id) const {
+  check_document(collection, id);
+  auto& engine = store_->engine();
+  if (auto doc = engine.get(collection, id)) {
+    auto at = engine.read_stream(sync_stream(collection, id), doc->version, 1);
+    if (!at.empty()) return clock_of(at.front());
+  }
+  auto head = head_event(collection, id);
+  if (!head) throw not_found_error(std::string(collection), std::string(id));
+  return clock_of(*head);
+}
+
+std::optional<vector_clock_map> event_sync_storage::acknowledged_vector_clock(
+    std::string_view collection, std::string_view id, std::string_view client_id) const {
+  check_document(collection, id);
+  check_client_id(client_id);
+  auto doc = store_->engine().get(kSyncStateCollection, state_id(collection, id, client_id));
+  if (!doc) return std::nullopt;
+  return clock_from_json(doc->body.value(std::string(kVectorClockKey), json::object()));
+}
+
+vector_clock_map event_sync_storage::update_vector_clock(std::string_view collection,
+                                                         std::string_view id,
+                                                         std::string_view client_id,
+                                                         const vector_clock_map& seen) {
+  check_document(collection, id);
+  check_client_id(client_id);
+  const std::string sid = state_id(collection, id, client_id);
+  if (sid.size() > kMaxIdBytes) {
+    throw invalid_argument_error("eventsourced: client id too long for " + std::string(collection) +
+                                 "/" + std::string(id));
+  }
+  for (const auto& [client, counter] : seen) {
+    check_client_id(client);
+    if (counter < 0) {
+      throw invalid_argument_error("eventsourced: negative vector clock counter for client '" +
+                                   client + "'");
+    }
+  }
+  const vector_clock_map current = vector_clock(collection, id);  // not_found_error first
+  for (const auto& [client, counter] : seen) {
+    auto it = current.find(client);
+    const std::int64_t have = it == current.end() ? 0 : it->second;
+    if (counter > have) {
+      throw invalid_argument_error("eventsourced: vector clock from the future for " +
+                                   std::string(collection) + "/" + std::string(id) + ": client '" +
+                                   client + "' at " + std::to_string(counter) +
+                                   ", the document has " + std::to_string(have));
+    }
+  }
+  auto& engine = store_->engine();
+  for (int n = 1;; ++n) {
+    auto stored = engine.get(kSyncStateCollection, sid);
+    vector_clock_map merged =
+        stored ? clock_from_json(stored->body.value(std::string(kVectorClockKey), json::object()))
+               : vector_clock_map{};
+    bool changed = !stored;
+    for (const auto& [client, counter] : seen) {
+      auto [it, inserted] = merged.emplace(client, counter);
+      if (!inserted && it->second < counter) {
+        it->second = counter;
+        changed = true;
+      } else if (inserted) {
+        changed = true;
+      }
+    }
+    if (!changed) return merged;
+    commit_request request;
+    request.writes.push_back(
+        document_write{.collection = std::string(kSyncStateCollection),
+                       .id = sid,
+                       .expected_version = stored ? stored->version : 0,
+                       .op = write_op::put,
+                       .body = {{"collection", collection},
+                                {"document_id", id},
+                                {std::string(kClientIdKey), client_id},
+                                {std::string(kVectorClockKey), clock_to_json(merged)}}});
+    try {
+      engine.commit(request);
+      return merged;
+    } catch (const conflict_error&) {
+      if (n >= kBookkeepingAttempts) throw;
+      detail::backoff_sleep(store_->options().retry, std::min(n, 10));
+    }
+  }
+}
+
+std::optional<sync_snapshot> event_sync_storage::latest_snapshot(std::string_view collection,
+                                                                 std::string_view id) const {
+  check_document(collection, id);
+  std::optional<sync_snapshot> latest;
+  auto& engine = store_->engine();
+  for (std::size_t slot = 0; slot < options_.snapshots_kept; ++slot) {
+    auto doc = engine.get(kSyncSnapshotCollection, snapshot_id(slot, collection, id));
+    if (!doc) continue;
+    const auto version = doc->body.value("stream_version", std::int64_t{0});
+    if (latest && latest->version >= version) continue;
+    latest = sync_snapshot{.version = version,
+                           .document = doc->body.value("document", json(nullptr)),
+                           .vector_clock = clock_from_json(
+                               doc->body.value(std::string(kVectorClockKey), json::object()))};
+  }
+  return latest;
+}
+
+sync_batch event_sync_storage::get_missing_events(std::string_view collection, std::string_view id,
+                                                  client_state state) const {
+  check_document(collection, id);
+  if (state.version < 0) {
+    throw invalid_argument_error("eventsourced: negative client version " +
+                                 std::to_string(state.version));
+  }
+  auto& engine = store_->engine();
+  const stream_ref stream = sync_stream(collection, id);
+  const std::size_t limit = options_.max_missing_events;
+  // From the client's own version (to tell a state from the future), one past the limit.
+  auto events = engine.read_stream(stream, std::max<std::int64_t>(state.version, 1), limit + 2);
+  if (events.empty()) {
+    if (state.version == 0 || engine.read_stream(stream, 1, 1).empty()) {
+      throw not_found_error(std::string(collection), std::string(id));
+    }
+    throw invalid_argument_error("eventsourced: client state from the future for " +
+                                 std::string(collection) + "/" + std::string(id) + ": version " +
+                                 std::to_string(state.version) + " was never written");
+  }
+  if (state.version > 0 && events.front().stream_version == state.version) {
+    events.erase(events.begin());
+  }
+  const bool gap = !events.empty() && events.front().stream_version != state.version + 1;
+  sync_batch batch;
+  batch.version = state.version;
+  if (events.size() <= limit && !gap) {
+    batch.events = std::move(events);
+  } else {
+    std::int64_t from = state.version + 1;
+    auto snapshot = latest_snapshot(collection, id);
+    if (snapshot && snapshot->version > state.version) {
+      from = snapshot->version + 1;
+      batch.version = snapshot->version;
+      batch.snapshot = std::move(snapshot);
+    }
+    batch.events = read_to_end(engine, stream, from);
+  }
+  if (!batch.events.empty()) batch.version = batch.events.back().stream_version;
+  return batch;
+}
+
+}  // namespace eventsourced
