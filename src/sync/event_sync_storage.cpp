@@ -238,10 +238,17 @@ void event_sync_storage::write_snapshot(std::string_view collection, std::string
         // another writer filled the slot meanwhile: look again
       }
     }
-  } catch (const std::exception&) {
+    snapshot_failures_.fetch_add(1);  // the slot kept changing under us
+  } catch (...) {
     // The write is committed; the snapshot is an optimisation the events can replace.
+    snapshot_failures_.fetch_add(1);
+    if (options_.on_snapshot_error) {
+      try {
+        options_.on_snapshot_error(sync_stream(collection, id), std::current_exception());
+      } catch (...) {  // a throwing callback must not turn a committed write into a failure
+      }
+    }
   }
-  snapshot_failures_.fetch_add(1);
 }
 
 update_result<json> event_sync_storage::find_one_and_upsert(std::string_view collection, json body,

@@ -339,6 +339,51 @@ TEST_P(sync_storage_test, a_failing_mapper_fails_the_write_and_records_nothing) 
   EXPECT_EQ(sync.latest_snapshot("games", "g1"), std::nullopt);  // version 2 never happened
 }
 
+// Fails every commit that writes a snapshot; everything else goes through.
+class snapshot_failing_engine : public shared_engine {
+ public:
+  using shared_engine::shared_engine;
+  eventsourced::commit_result commit(const eventsourced::commit_request& request) override {
+    for (const auto& w : request.writes) {
+      if (w.collection == eventsourced::kSyncSnapshotCollection) {
+        throw eventsourced::engine_error("injected: disk full");
+      }
+    }
+    return shared_engine::commit(request);
+  }
+};
+
+TEST_P(sync_storage_test,
+       a_snapshot_that_cannot_be_written_fails_no_write_and_clients_still_catch_up) {
+  std::vector<std::string> reported;
+  auto& sync = open_sync_wrapped(
+      [](std::shared_ptr<eventsourced::engine> e) {
+        return std::make_unique<snapshot_failing_engine>(std::move(e));
+      },
+      {.snapshot_interval = 2,
+       .max_missing_events = 1,
+       .on_snapshot_error = [&](const eventsourced::stream_ref& doc, std::exception_ptr) {
+         reported.push_back(doc.id);
+       }});
+  sync.find_one_and_upsert("games", game("g1", 0));
+  for (int i = 1; i <= 4; ++i) {
+    sync.find_one_and_update("games", "g1", [i](const json& g) {
+      json next = g;
+      next["gold"] = i;
+      return next;
+    });
+  }
+  EXPECT_EQ((*sync.find_one("games", "g1"))["gold"], 4);
+  EXPECT_EQ(sync.snapshot_failures(), 2);  // versions 2 and 4
+  EXPECT_EQ(reported, (std::vector<std::string>{"games/g1", "games/g1"}));
+  EXPECT_EQ(sync.latest_snapshot("games", "g1"), std::nullopt);
+  simulated_client client;
+  auto batch = sync.get_missing_events("games", "g1", {});
+  EXPECT_FALSE(batch.snapshot);  // none to give: every event instead
+  client.apply(batch);
+  EXPECT_EQ(client.document, *sync.find_one("games", "g1"));
+}
+
 EVENTSOURCED_SYNC_TEST_ENGINES(sync_storage_test);
 
 }  // namespace

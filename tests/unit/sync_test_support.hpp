@@ -8,6 +8,7 @@
 #include <string>
 
 #include <eventsourced/engine/memory.hpp>
+#include <eventsourced/engine/open.hpp>
 #include <eventsourced/sync/event_sync_storage.hpp>
 
 #include "storage_test_support.hpp"
@@ -34,6 +35,18 @@ class sync_test : public ::testing::TestWithParam<engine_kind> {
       sync_ = eventsourced::event_sync_storage::wrap(eventsourced::make_memory_engine(),
                                                      std::move(options));
     }
+    return *sync_;
+  }
+
+  // The same over `wrapper(engine)`: for fault-injecting engines.
+  template <typename Wrapper>
+  eventsourced::event_sync_storage& open_sync_wrapped(Wrapper wrapper,
+                                                      eventsourced::sync_options options = {}) {
+    std::shared_ptr<eventsourced::engine> engine =
+        GetParam() == engine_kind::sqlite
+            ? eventsourced::open_engine("sqlite:" + (directory_->path() / "sync.db").string())
+            : eventsourced::make_memory_engine();
+    sync_ = eventsourced::event_sync_storage::wrap(wrapper(std::move(engine)), std::move(options));
     return *sync_;
   }
 

@@ -38,11 +38,14 @@
 // write's commit, not in it (a mapper can only add events): if the process dies in between, or
 // the snapshot write fails, the snapshot is missing — never wrong — and get_missing_events serves
 // the client from an older snapshot or from the events, which this version never deletes. A
-// snapshot failure does not fail the write (it is committed); snapshot_failures() counts them.
+// snapshot failure does not fail the write (it is committed): snapshot_failures() counts them
+// and sync_options::on_snapshot_error hears of them. This is the repository's snapshot policy.
 //
-// Writes that go around this class (the store's own collections) fail with
-// invalid_argument_error: the mapper refuses a change without sync information, so no document
-// of the store can change without its sync event.
+// Writes that go around this class (store()->documents(...), store()->with_transaction) fail
+// with invalid_argument_error: the mapper refuses a change without sync information, so no
+// document of the store can change without its sync event. Transactions over several documents
+// are not offered yet. A document must be written through event_sync_storage from its first
+// write on (its sync stream version equals its document version).
 //
 // \par Thread safety
 // Safe to use from many threads at once, like the store it holds.
@@ -60,6 +63,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -121,6 +125,9 @@ struct sync_options {
   std::size_t snapshots_kept = 2;
   // A client missing more events than this gets a snapshot first (>= 1).
   std::size_t max_missing_events = 100;
+  // Called (on the writing thread) with what a snapshot write threw, as the repository's
+  // on_snapshot_error (aggregate/repository.hpp): the write itself succeeded. May be empty.
+  std::function<void(const stream_ref& document, std::exception_ptr error)> on_snapshot_error{};
 };
 
 // What a client has of a document: the version (stream version) it last applied; 0: nothing.
