@@ -26,6 +26,7 @@
 //     The event layer's relay and projection under kill -9: see event_worker_commands.hpp.
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -37,7 +38,13 @@
 
 namespace {
 
-int commit_forever(const std::string& uri, const std::string& id) {
+// Creates the (empty) file the crash tests wait for before their random kill delay starts, so a
+// slow start (a loaded machine, a sanitizer build) cannot use up the delay.
+void mark_ready(const std::string& ready_file) {
+  std::ofstream(ready_file).put('\n');
+}
+
+int commit_forever(const std::string& uri, const std::string& id, const std::string& ready_file) {
   auto db = eventsourced::open_engine(uri);
   const eventsourced::stream_ref stream{"counter", id};
   for (std::uint64_t n = 0;; ++n) {
@@ -54,16 +61,18 @@ int commit_forever(const std::string& uri, const std::string& id) {
          version,
          {{id + "-" + std::to_string(version + 1), "Counted", {{"n", version + 1}}, nullptr}}});
     db->commit(request);
+    if (n == 0) mark_ready(ready_file);  // after the first commit
   }
 }
 
-int store_write_forever(const std::string& uri, unsigned seed) {
+int store_write_forever(const std::string& uri, unsigned seed, const std::string& ready_file) {
   eventsourced::store_options options;
   options.mapper = std::make_shared<eventsourced::default_event_mapper>();
   auto store = eventsourced::open(uri, options);
   auto docs = store->documents("docs");
   std::mt19937 rng(seed);
   const auto id = [&] { return "d" + std::to_string(rng() % 5); };
+  mark_ready(ready_file);  // the store is open
   for (;;) {
     const std::string target = id();
     const unsigned dice = rng() % 20;
@@ -123,17 +132,17 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (argc == 4 && std::string(argv[1]) == "store-write-forever") {
+  if (argc == 5 && std::string(argv[1]) == "store-write-forever") {
     try {
-      return store_write_forever(argv[2], static_cast<unsigned>(std::stoul(argv[3])));
+      return store_write_forever(argv[2], static_cast<unsigned>(std::stoul(argv[3])), argv[4]);
     } catch (const std::exception& e) {
       std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
       return 1;
     }
   }
-  if (argc == 4 && std::string(argv[1]) == "commit-forever") {
+  if (argc == 5 && std::string(argv[1]) == "commit-forever") {
     try {
-      return commit_forever(argv[2], argv[3]);
+      return commit_forever(argv[2], argv[3], argv[4]);
     } catch (const std::exception& e) {
       std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
       return 1;
@@ -141,8 +150,8 @@ int main(int argc, char** argv) {
   }
   if (argc != 6 || std::string(argv[1]) != "increment") {
     std::cerr << "usage: " << argv[0] << " increment <uri> <collection> <id> <count>\n"
-              << "       " << argv[0] << " commit-forever <uri> <id>\n"
-              << "       " << argv[0] << " store-write-forever <uri> <seed>\n"
+              << "       " << argv[0] << " commit-forever <uri> <id> <ready-file>\n"
+              << "       " << argv[0] << " store-write-forever <uri> <seed> <ready-file>\n"
               << "       " << argv[0] << " commands <uri> <first> <count>\n"
               << "       " << argv[0] << " relay <uri> <name> <delivery-file> <until-position>\n"
               << "       " << argv[0]
