@@ -116,7 +116,8 @@ int main() {
       relay.start();
       //! [relay]
       expect(eventually([&] { return live_seen.has(created.id); }), "the live subscription got it");
-      expect(eventually([&] { return billing_seen.has(created.id); }), "the billing durable got it");
+      expect(eventually([&] { return billing_seen.has(created.id); }),
+             "the billing durable got it");
       expect(eventually([&] { return audit_seen.has(created.id); }), "the audit durable got it");
       relay.stop();
     }
