@@ -36,3 +36,4 @@
 #include <eventsourced/storage/transaction.hpp>
 #include <eventsourced/storage/update_operators.hpp>
 #include <eventsourced/sync/event_sync_storage.hpp>
+#include <eventsourced/sync/sync_service.hpp>

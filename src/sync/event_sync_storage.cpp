@@ -286,6 +286,154 @@ bool event_sync_storage::delete_one(std::string_view collection, std::string_vie
   return deleted;
 }
 
+namespace {
+
+// A client write's base_version is not the document's: reported as conflict_error, not retried.
+struct stale_client_base {
+  std::int64_t actual = 0;
+};
+
+void check_client_write(const client_write& w) {
+  check_client_id(w.client_id);
+  if (w.mutation_id.empty() || w.mutation_id.size() > kMaxMutationIdBytes) {
+    throw invalid_argument_error("eventsourced: a mutation id has 1.." +
+                                 std::to_string(kMaxMutationIdBytes) + " bytes");
+  }
+  validate_id(w.mutation_id, "mutation id");
+  if (sync_mutation_stream(w.client_id, w.mutation_id).id.size() > kMaxIdBytes) {
+    throw invalid_argument_error("eventsourced: client id and mutation id too long together");
+  }
+  if (w.base_version && *w.base_version < 0) {
+    throw invalid_argument_error("eventsourced: negative base version");
+  }
+  switch (w.op) {
+    case client_write::kind::put:
+      if (!w.document.is_object()) {
+        throw invalid_argument_error("eventsourced: a put needs an object document, got " +
+                                     std::string(w.document.type_name()));
+      }
+      break;
+    case client_write::kind::patch:
+      if (!w.patch.is_array()) {
+        throw invalid_argument_error("eventsourced: a patch needs a JSON Patch array, got " +
+                                     std::string(w.patch.type_name()));
+      }
+      break;
+    case client_write::kind::remove:
+      break;
+  }
+}
+
+}  // namespace
+
+client_write_result event_sync_storage::apply_client_write(std::string_view collection,
+                                                           std::string_view id,
+                                                           const client_write& w) {
+  check_document(collection, id);
+  check_client_write(w);
+  const stream_ref record = sync_mutation_stream(w.client_id, w.mutation_id);
+  auto& engine = store_->engine();
+  auto documents = store_->documents(collection);
+  const std::string& id_field = store_->options().id_field;
+  json body;
+  if (w.op == client_write::kind::put) {
+    body = w.document;
+    auto it = body.find(id_field);
+    if (it == body.end()) {
+      body[id_field] = std::string(id);
+    } else if (!it->is_string() || it->get_ref<const std::string&>() != id) {
+      throw invalid_argument_error("eventsourced: the document's '" + id_field +
+                                   "' field is not '" + std::string(id) + "'");
+    }
+  }
+
+  write_options options;
+  options.event_metadata = {{std::string(kClientIdKey), w.client_id}};
+  client_write_result out;
+  try {
+    write(collection, id, options, [&](const write_options& base_options, json& after) {
+      const auto base_version =
+          base_options.event_metadata.at(std::string(kSyncMetadataKey)).at("base_version");
+      // Read after the base (write() read it): a first send committed before that base is
+      // visible here, so a resend always finds its record.
+      auto recorded = engine.read_stream(record, 1, 1);
+      if (!recorded.empty()) {
+        const json& data = recorded.front().data;
+        out = client_write_result{.version = data.value("version", std::int64_t{0}),
+                                  .duplicate = true,
+                                  .changed = data.value("changed", false)};
+        return false;
+      }
+      if (w.base_version && *w.base_version != base_version.get<std::int64_t>()) {
+        throw stale_client_base{base_version.get<std::int64_t>()};
+      }
+      write_options once = base_options;
+      once.event_metadata[std::string(kSyncMetadataKey)]["mutation_id"] = w.mutation_id;
+      bool changed = false;
+      switch (w.op) {
+        case client_write::kind::put: {
+          auto r = documents.find_one_and_upsert(body, once);
+          changed = r.diff.has_changes;
+          after = std::move(r.document);
+          break;
+        }
+        case client_write::kind::patch: {
+          auto r = documents.find_one_and_update(
+              id,
+              [&](const json& current) -> edit_result<json> {
+                try {
+                  return current.patch(w.patch);
+                } catch (const json::exception& e) {
+                  throw invalid_argument_error(std::string("eventsourced: the patch cannot be "
+                                                           "applied: ") +
+                                               e.what());
+                }
+              },
+              once);
+          changed = r.diff.has_changes;
+          after = r.diff.is_deleted ? json(nullptr) : std::move(r.document);
+          break;
+        }
+        case client_write::kind::remove:
+          changed = documents.delete_one(id, once);
+          after = nullptr;
+          break;
+      }
+      if (changed) {
+        out = client_write_result{
+            .version = base_version.get<std::int64_t>() + 1, .duplicate = false, .changed = true};
+        return true;
+      }
+      // Nothing to write: record the outcome alone, checked against the document's version so
+      // that it is ordered with the writes around it, and against the record's absence (a
+      // racing resend records once).
+      auto current = engine.get(collection, id);
+      commit_request request;
+      request.writes.push_back(document_write{.collection = std::string(collection),
+                                              .id = std::string(id),
+                                              .expected_version = current ? current->version : 0,
+                                              .op = write_op::check,
+                                              .body = {}});
+      stream_append append;
+      append.stream = record;
+      append.expected_version = 0;
+      append.events.push_back(make_event("sync.mutation", {{"collection", std::string(collection)},
+                                                           {"document_id", std::string(id)},
+                                                           {"version", base_version},
+                                                           {"changed", false}}));
+      request.appends.push_back(std::move(append));
+      engine.commit(request);  // a conflict: write() retries on fresh state
+      out = client_write_result{
+          .version = base_version.get<std::int64_t>(), .duplicate = false, .changed = false};
+      return false;
+    });
+  } catch (const stale_client_base& stale) {
+    throw conflict_error(conflict_target::document, std::string(collection), std::string(id),
+                         *w.base_version, stale.actual);
+  }
+  return out;
+}
+
 vector_clock_map event_sync_storage::vector_clock(std::string_view collection,
                                                   std::string_view id) const {
   check_document(collection, id);

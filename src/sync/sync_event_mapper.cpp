@@ -11,6 +11,13 @@ stream_ref sync_stream(std::string_view collection, std::string_view id) {
   return stream_ref{std::string(kSyncStreamType), std::move(stream_id)};
 }
 
+stream_ref sync_mutation_stream(std::string_view client_id, std::string_view mutation_id) {
+  // "<client id length>:<client id>:<mutation id>": any client id and mutation id are fine.
+  std::string stream_id = std::to_string(client_id.size());
+  stream_id.append(":").append(client_id).append(":").append(mutation_id);
+  return stream_ref{std::string(kSyncMutationStreamType), std::move(stream_id)};
+}
+
 std::vector<mapped_event> sync_event_mapper::map(const document_change& change) const {
   std::vector<mapped_event> out;
   if (inner_) out = inner_->map(change);
@@ -44,12 +51,26 @@ std::vector<mapped_event> sync_event_mapper::map(const document_change& change) 
                {std::string(kClientIdKey), client},
                {std::string(kVectorClockKey), clock}};
   json metadata = {{std::string(kClientIdKey), client}, {std::string(kVectorClockKey), clock}};
+  const json* mutation = nullptr;
+  if (auto it = sync->find("mutation_id"); it != sync->end() && it->is_string()) {
+    mutation = &*it;
+    data["mutation_id"] = *it;
+  }
   out.push_back(
       mapped_event{sync_stream(change.collection, change.id),
                    make_event(std::string("sync.") + (change.diff.is_new       ? "created"
                                                       : change.diff.is_deleted ? "deleted"
                                                                                : "updated"),
                               std::move(data), std::move(metadata))});
+  if (mutation != nullptr) {
+    // The record that makes a resend of this client write a duplicate (apply_client_write).
+    out.push_back(
+        mapped_event{sync_mutation_stream(client, mutation->get_ref<const std::string&>()),
+                     make_event("sync.mutation", {{"collection", std::string(change.collection)},
+                                                  {"document_id", std::string(change.id)},
+                                                  {"version", change.diff.version},
+                                                  {"changed", true}})});
+  }
   return out;
 }
 

@@ -83,6 +83,8 @@ namespace eventsourced {
 inline constexpr std::string_view kSyncStreamType = "_es_sync";
 inline constexpr std::string_view kSyncSnapshotCollection = "_es_sync_snapshots";
 inline constexpr std::string_view kSyncStateCollection = "_es_sync_states";
+// Stream type of the records of client writes by mutation id (apply_client_write).
+inline constexpr std::string_view kSyncMutationStreamType = "_es_sync_mutations";
 // Metadata member naming the client that made a write.
 inline constexpr std::string_view kClientIdKey = "client_id";
 inline constexpr std::string_view kVectorClockKey = "vector_clock";
@@ -95,6 +97,8 @@ using vector_clock_map = std::map<std::string, std::int64_t, std::less<>>;
 
 // The stream holding a document's sync events.
 stream_ref sync_stream(std::string_view collection, std::string_view id);
+// The stream recording a client write by mutation id (apply_client_write).
+stream_ref sync_mutation_stream(std::string_view client_id, std::string_view mutation_id);
 
 // Records the sync event of every change (header comment), after the events of an optional
 // inner mapper (e.g. a default_event_mapper). It reads the clock the write starts from out of
@@ -128,6 +132,35 @@ struct sync_options {
   // Called (on the writing thread) with what a snapshot write threw, as the repository's
   // on_snapshot_error (aggregate/repository.hpp): the write itself succeeded. May be empty.
   std::function<void(const stream_ref& document, std::exception_ptr error)> on_snapshot_error{};
+};
+
+// A write a client sends (the sync service's "write" message). Made at most once per
+// (client_id, mutation_id): a resend returns the first outcome and changes nothing.
+struct client_write {
+  enum class kind { put, patch, remove };
+  std::string client_id;
+  // Chosen by the client, unique among its writes: 1..kMaxMutationIdBytes bytes of UTF-8.
+  std::string mutation_id;
+  kind op = kind::put;
+  // put: the whole body, an object (its id field, when present, must be the document's id).
+  json document{};
+  // patch: an RFC 6902 JSON Patch (an array) applied to the current body.
+  json patch{};
+  // When set, the write applies only to this version of the document, else conflict_error (not
+  // retried: the client decides). When unset, it applies to whatever version is current.
+  std::optional<std::int64_t> base_version{};
+};
+
+inline constexpr std::size_t kMaxMutationIdBytes = 128;
+
+struct client_write_result {
+  // The document's version after the write (for a duplicate: after its first application).
+  std::int64_t version = 0;
+  // The mutation id was applied before: nothing was done now.
+  bool duplicate = false;
+  // The write changed the document (false: it already had that content, or a delete found
+  // nothing); the outcome is recorded either way.
+  bool changed = false;
 };
 
 // What a client has of a document: the version (stream version) it last applied; 0: nothing.
@@ -178,6 +211,18 @@ class event_sync_storage {
   // The document's vector clock after its latest write (deleted documents included). Throws
   // not_found_error for a document never written.
   vector_clock_map vector_clock(std::string_view collection, std::string_view id) const;
+
+  // Applies a client's write once per (client_id, mutation_id). The outcome is recorded in the
+  // same commit as the write — an event on stream {kSyncMutationStreamType, <client, mutation
+  // id>} — so a resend (even racing the first send, from another process) returns the first
+  // outcome with duplicate = true and changes nothing; a write that changes nothing is recorded
+  // too. The write's sync event carries data["mutation_id"]. Throws invalid_argument_error for a
+  // bad client id, mutation id, op payload or a body whose id differs, or a patch that cannot be
+  // applied (a failing "test" op included); not_found_error for a patch of a document that does not
+  // exist; conflict_error when base_version is set and the document is at another version.
+  // Nothing is changed when it throws.
+  client_write_result apply_client_write(std::string_view collection, std::string_view id,
+                                         const client_write& write);
 
   // Records that client_id has seen `seen` of the document: the stored acknowledgement becomes
   // the element-wise max of the old one and `seen`; returns it. Throws invalid_argument_error for
