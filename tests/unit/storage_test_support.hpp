@@ -41,14 +41,28 @@ inline void PrintTo(const Player& p, std::ostream* os) {
   *os << json(p).dump();
 }
 
-enum class engine_kind { memory, sqlite };
+// postgres: only the sync tests run on it so far (sync_test_support.hpp), in
+// eventsourced_postgres_tests.
+enum class engine_kind { memory, sqlite, postgres };
+
+inline std::string engine_name(engine_kind kind) {
+  switch (kind) {
+    case engine_kind::memory:
+      return "memory";
+    case engine_kind::sqlite:
+      return "sqlite";
+    case engine_kind::postgres:
+      return "postgres";
+  }
+  return "unknown";
+}
 
 inline void PrintTo(engine_kind kind, std::ostream* os) {
-  *os << (kind == engine_kind::memory ? "memory" : "sqlite");
+  *os << engine_name(kind);
 }
 
 inline std::string engine_kind_name(const ::testing::TestParamInfo<engine_kind>& info) {
-  return info.param == engine_kind::memory ? "memory" : "sqlite";
+  return engine_name(info.param);
 }
 
 using scratch_directory = eventsourced::testing::temporary_directory;

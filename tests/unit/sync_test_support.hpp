@@ -1,24 +1,50 @@
-// Shared by the sync tests: an event_sync_storage on the memory or SQLite engine, and a
-// simulated client that applies what get_missing_events returns.
+// Shared by the sync tests: an event_sync_storage on each engine the test binary runs them on,
+// and a simulated client that applies what get_missing_events returns.
+//
+// The same test files are compiled into two binaries: eventsourced_tests runs them on the memory
+// engine and SQLite, eventsourced_postgres_tests on PostgreSQL (each test's engine in a scratch
+// schema, dropped afterwards). Each binary says which engines and how to open them by defining
+// sync_test_engine_kinds() and open_sync_test_engine() once (unit/sync_test_engines.cpp,
+// postgres/postgres_sync_test_engines.cpp); EVENTSOURCED_SYNC_TEST_ENGINES instantiates a suite
+// for those. A test on a server engine is skipped when the server's address is not set, and
+// fails under CI (support/servers.hpp).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include <eventsourced/engine/memory.hpp>
-#include <eventsourced/engine/open.hpp>
+#include <eventsourced/engine/engine.hpp>
 #include <eventsourced/sync/event_sync_storage.hpp>
 
 #include "storage_test_support.hpp"
+#include "support/servers.hpp"
 
 namespace eventsourced_test {
+
+// The engines this binary runs the sync tests on.
+std::vector<engine_kind> sync_test_engine_kinds();
+// A fresh engine of `kind` with no data; `directory` is the test's scratch directory (SQLite
+// keeps its file there).
+std::unique_ptr<eventsourced::engine> open_sync_test_engine(engine_kind kind,
+                                                            const std::filesystem::path& directory);
+
+// The environment variable with the address of the server `kind` needs; nullptr: none needed.
+inline const char* sync_test_server_variable(engine_kind kind) {
+  return kind == engine_kind::postgres ? "EVENTSOURCED_TEST_POSTGRES_URI" : nullptr;
+}
 
 class sync_test : public ::testing::TestWithParam<engine_kind> {
  protected:
   void SetUp() override {
-    if (GetParam() == engine_kind::sqlite) directory_ = std::make_unique<scratch_directory>();
+    if (const char* variable = sync_test_server_variable(GetParam())) {
+      std::string address;
+      EVENTSOURCED_REQUIRE_SERVER(variable, address);
+    }
+    directory_ = std::make_unique<scratch_directory>();
   }
   void TearDown() override {
     if (sync_) sync_->close();
@@ -26,15 +52,14 @@ class sync_test : public ::testing::TestWithParam<engine_kind> {
     directory_.reset();
   }
 
+  // A fresh engine of the kind under test (see open_sync_test_engine).
+  std::unique_ptr<eventsourced::engine> open_engine() {
+    return open_sync_test_engine(GetParam(), directory_->path());
+  }
+
   // Opens (once per test) the storage under test.
   eventsourced::event_sync_storage& open_sync(eventsourced::sync_options options = {}) {
-    if (GetParam() == engine_kind::sqlite) {
-      sync_ = eventsourced::event_sync_storage::open(
-          "sqlite:" + (directory_->path() / "sync.db").string(), std::move(options));
-    } else {
-      sync_ = eventsourced::event_sync_storage::wrap(eventsourced::make_memory_engine(),
-                                                     std::move(options));
-    }
+    sync_ = eventsourced::event_sync_storage::wrap(open_engine(), std::move(options));
     return *sync_;
   }
 
@@ -42,10 +67,7 @@ class sync_test : public ::testing::TestWithParam<engine_kind> {
   template <typename Wrapper>
   eventsourced::event_sync_storage& open_sync_wrapped(Wrapper wrapper,
                                                       eventsourced::sync_options options = {}) {
-    std::shared_ptr<eventsourced::engine> engine =
-        GetParam() == engine_kind::sqlite
-            ? eventsourced::open_engine("sqlite:" + (directory_->path() / "sync.db").string())
-            : eventsourced::make_memory_engine();
+    std::shared_ptr<eventsourced::engine> engine = open_engine();
     sync_ = eventsourced::event_sync_storage::wrap(wrapper(std::move(engine)), std::move(options));
     return *sync_;
   }
@@ -82,8 +104,7 @@ struct simulated_client {
 
 }  // namespace eventsourced_test
 
-#define EVENTSOURCED_SYNC_TEST_ENGINES(suite)                                           \
-  INSTANTIATE_TEST_SUITE_P(engines, suite,                                              \
-                           ::testing::Values(::eventsourced_test::engine_kind::memory,  \
-                                             ::eventsourced_test::engine_kind::sqlite), \
+#define EVENTSOURCED_SYNC_TEST_ENGINES(suite)                                                  \
+  INSTANTIATE_TEST_SUITE_P(engines, suite,                                                     \
+                           ::testing::ValuesIn(::eventsourced_test::sync_test_engine_kinds()), \
                            ::eventsourced_test::engine_kind_name)
