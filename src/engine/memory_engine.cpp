@@ -130,10 +130,10 @@ class memory_engine final : public engine {
     std::vector<recorded_event> out;
     const auto it = streams_.find({stream.type, stream.id});
     if (it == streams_.end()) return out;
-    const auto& positions = it->second;
-    for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(from_version, 1) - 1);
-         i < positions.size() && out.size() < max; ++i) {
-      out.push_back(log_[positions[i]]);
+    const auto& positions = it->second.positions;
+    for (auto e = positions.lower_bound(from_version); e != positions.end() && out.size() < max;
+         ++e) {
+      out.push_back(log_.at(e->second));
     }
     return out;
   }
@@ -142,21 +142,37 @@ class memory_engine final : public engine {
     std::shared_lock lock(mutex_);
     check_open();
     std::vector<recorded_event> out;
-    for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(after_position, 0));
-         i < log_.size() && out.size() < max; ++i) {
-      out.push_back(log_[i]);
+    for (auto e = log_.upper_bound(after_position); e != log_.end() && out.size() < max; ++e) {
+      out.push_back(e->second);
     }
     return out;
+  }
+
+  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
+    validate_truncate_stream(stream, before_version);
+    std::unique_lock lock(mutex_);
+    check_open();
+    const auto it = streams_.find({stream.type, stream.id});
+    if (it == streams_.end()) return 0;
+    auto& positions = it->second.positions;
+    const std::int64_t end = std::min(before_version, it->second.version);  // keeps the latest
+    std::size_t deleted = 0;
+    while (!positions.empty() && positions.begin()->first < end) {
+      const auto e = log_.find(positions.begin()->second);
+      event_ids_.erase(e->second.id);
+      log_.erase(e);
+      positions.erase(positions.begin());
+      ++deleted;
+    }
+    return deleted;
   }
 
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
     std::shared_lock lock(mutex_);
     check_open();
-    appended_.wait_for(lock, timeout, [&] {
-      return closed_ || static_cast<std::int64_t>(log_.size()) > position;
-    });
+    appended_.wait_for(lock, timeout, [&] { return closed_ || last_position_ > position; });
     check_open();
-    return static_cast<std::int64_t>(log_.size()) > position;
+    return last_position_ > position;
   }
 
   void close() override {
@@ -175,19 +191,13 @@ class memory_engine final : public engine {
   // Records a's events; the caller holds mutex_ and has checked the append.
   void record(const stream_append& a, std::chrono::sys_time<std::chrono::microseconds> now,
               std::vector<recorded_event>& recorded) {
-    auto& positions = streams_[{a.stream.type, a.stream.id}];
+    stream_log& s = streams_[{a.stream.type, a.stream.id}];
     for (const new_event& ev : a.events) {
-      recorded_event r{ev.id,
-                       ev.type,
-                       a.stream,
-                       static_cast<std::int64_t>(positions.size()) + 1,
-                       static_cast<std::int64_t>(log_.size()) + 1,
-                       now,
-                       ev.data,
-                       ev.metadata};
-      positions.push_back(log_.size());
+      recorded_event r{ev.id, ev.type, a.stream,   ++s.version, ++last_position_,
+                       now,   ev.data, ev.metadata};
+      s.positions.emplace(r.stream_version, r.position);
       event_ids_.insert(ev.id);
-      log_.push_back(r);
+      log_.emplace(r.position, r);
       recorded.push_back(std::move(r));
     }
   }
@@ -224,18 +234,24 @@ class memory_engine final : public engine {
 
   std::int64_t stream_version(const stream_ref& s) const {
     const auto it = streams_.find({s.type, s.id});
-    return it == streams_.end() ? 0 : static_cast<std::int64_t>(it->second.size());
+    return it == streams_.end() ? 0 : it->second.version;
   }
 
   mutable std::shared_mutex mutex_;
   std::condition_variable_any appended_;
   bool closed_ = false;  // GUARDED_BY(mutex_)
   std::map<std::string, std::map<std::string, entry, std::less<>>, std::less<>>
-      collections_;                  // GUARDED_BY(mutex_)
-  std::vector<recorded_event> log_;  // GUARDED_BY(mutex_); position = index + 1
-  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>>
-      streams_;                                // GUARDED_BY(mutex_); log indices per stream
-  std::unordered_set<std::string> event_ids_;  // GUARDED_BY(mutex_)
+      collections_;  // GUARDED_BY(mutex_)
+  // The events of one stream still in the log, and the stream's version (its latest event's,
+  // which truncate_stream never deletes).
+  struct stream_log {
+    std::int64_t version = 0;
+    std::map<std::int64_t, std::int64_t> positions;  // stream version -> position
+  };
+  std::map<std::int64_t, recorded_event> log_;  // GUARDED_BY(mutex_); by position
+  std::int64_t last_position_ = 0;              // GUARDED_BY(mutex_)
+  std::map<std::pair<std::string, std::string>, stream_log> streams_;  // GUARDED_BY(mutex_)
+  std::unordered_set<std::string> event_ids_;                          // GUARDED_BY(mutex_)
 };
 
 }  // namespace

@@ -99,6 +99,16 @@ void validate_id(std::string_view id, std::string_view what) {
 
 namespace eventsourced {
 
+void validate_truncate_stream(const stream_ref& stream, std::int64_t before_version) {
+  validate_collection_name(stream.type, "stream type");
+  validate_id(stream.id, "stream id");
+  if (before_version < 0) {
+    throw invalid_argument_error("negative version " + std::to_string(before_version) +
+                                 " to truncate stream '" + stream.type + "/" + stream.id +
+                                 "' before");
+  }
+}
+
 namespace {
 
 // Checks appends, and `more` after them (derived appends) as if they were one list.

@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS documents (
   PRIMARY KEY (collection, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
-  -- The rowid: max + 1 on insert. Events are never deleted, so a position is never reused; no
-  -- AUTOINCREMENT, whose sqlite_sequence row would add a page write to every commit.
+  -- The rowid: max + 1 on insert. Only truncate_stream deletes events, never a stream's latest,
+  -- so the log's last event stays and a position is never reused; no AUTOINCREMENT, whose
+  -- sqlite_sequence row would add a page write to every commit.
   position INTEGER PRIMARY KEY,
   event_id TEXT NOT NULL UNIQUE,
   stream_type TEXT NOT NULL,
@@ -287,8 +288,10 @@ class sqlite_engine final : public engine {
   // dropped by every commit. So the first kWriterReadEvents events are read on the writer when
   // no commit is in progress (copied out under its lock, parsed after), the rest on a reader.
   // Events never change and a reader starting later sees at least what the writer saw, so the
-  // two parts join up exactly. Short reads are the common case: an aggregate's tail after a
-  // kept state or a snapshot.
+  // two parts join up exactly — unless a truncate_stream in between deleted events the second
+  // part should have started with: then the whole read is done again on the reader, whose one
+  // statement sees one state. Short reads are the common case: an aggregate's tail after a kept
+  // state or a snapshot.
   std::vector<recorded_event> read_stream(const stream_ref& stream, std::int64_t from_version,
                                           std::size_t max) override {
     validate_collection_name(stream.type, "stream type");
@@ -298,6 +301,8 @@ class sqlite_engine final : public engine {
       return "read stream " + in_quotes(stream.type) + " id " + in_quotes(stream.id);
     };
     std::vector<recorded_event> out;
+    const std::int64_t requested_from = from_version;
+    const std::size_t requested_max = max;
     if (readers_ && max > 0) {
       std::unique_lock writer(writer_mutex_, std::try_to_lock);
       if (writer.owns_lock()) {
@@ -313,9 +318,15 @@ class sqlite_engine final : public engine {
         max -= out.size();
       }
     }
+    const std::size_t joined = out.size();
     with_reader([&](connection& conn) {
       read_stream_on(conn, stream, from_version, max, operation,
                      [&](const statement& row) { out.push_back(read_event(row)); });
+      if (joined > 0 && out.size() > joined && out[joined].stream_version != from_version) {
+        out.clear();  // truncated in between (see above)
+        read_stream_on(conn, stream, requested_from, requested_max, operation,
+                       [&](const statement& row) { out.push_back(read_event(row)); });
+      }
     });
     return out;
   }
@@ -332,6 +343,32 @@ class sqlite_engine final : public engine {
       while (s.step()) out.push_back(read_event(s));
       return out;
     });
+  }
+
+  // One DELETE under the write lock; the (stream_type, stream_id, stream_version) index finds
+  // both the stream's latest version and the rows to delete.
+  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
+    validate_truncate_stream(stream, before_version);
+    const auto alive = enter();
+    const auto operation = [&] {
+      return "truncate stream " + in_quotes(stream.type) + " id " + in_quotes(stream.id);
+    };
+    static const std::string kDelete =
+        "DELETE FROM events WHERE stream_type = ?1 AND stream_id = ?2 AND stream_version < "
+        "min(?3, (SELECT max(stream_version) FROM events WHERE stream_type = ?1 AND "
+        "stream_id = ?2))";
+    std::lock_guard lock(writer_mutex_);
+    write_transaction tx(*writer_, operation);
+    {
+      statement s(*writer_, kDelete, operation);
+      s.bind(1, stream.type);
+      s.bind(2, stream.id);
+      s.bind(3, before_version);
+      s.step();
+    }
+    const auto deleted = static_cast<std::size_t>(sqlite3_changes64(writer_->handle()));
+    tx.commit();
+    return deleted;
   }
 
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {

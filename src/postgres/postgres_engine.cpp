@@ -212,6 +212,21 @@ class postgres_engine final : public engine {
     });
   }
 
+  // One DELETE (autocommit): positions and log_head are untouched, and the stream's latest
+  // event stays, so stream_head_ (max of stream_version) never goes back. A retry after a lost
+  // connection deletes what is still there: the count may then miss what the first try deleted.
+  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
+    validate_truncate_stream(stream, before_version);
+    const auto alive = enter();
+    return run(
+        "truncate stream " + where(stream.type, stream.id), [&](postgres_detail::connection& c) {
+          const auto r = c.exec(truncate_stream_,
+                                params{stream.type, stream.id, std::to_string(before_version)},
+                                "truncate a stream");
+          return static_cast<std::size_t>(std::stoull(PQcmdTuples(r.get())));
+        });
+  }
+
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
     const auto deadline = clock_type::now() + std::max(timeout, std::chrono::milliseconds::zero());
     start_listener();
@@ -336,6 +351,13 @@ class postgres_engine final : public engine {
     read_all_ = {
         "es_read_all",
         "SELECT " + columns + " WHERE position > $1::bigint ORDER BY position LIMIT $2::bigint", 2};
+    truncate_stream_ = {
+        "es_truncate_stream",
+        "DELETE FROM " + e +
+            " WHERE stream_type = $1::text AND stream_id = $2::text AND stream_version < "
+            "LEAST($3::bigint, (SELECT max(stream_version) FROM " +
+            e + " WHERE stream_type = $1::text AND stream_id = $2::text))",
+        3};
     read_head_ = {"es_read_head", "SELECT position FROM " + head_table_, 0};
     find_event_ = {"es_find_event", "SELECT 1 FROM " + e + " WHERE id = $1::text", 1};
   }
@@ -825,7 +847,7 @@ class postgres_engine final : public engine {
   }
 
   statement get_, versions_, check_lock_, placeholder_, create_, restamp_, update_, stream_head_,
-      insert_events_, read_stream_, read_all_, read_head_, find_event_;
+      insert_events_, read_stream_, read_all_, truncate_stream_, read_head_, find_event_;
 
   const postgres_options options_;
   const std::string schema_;      // quoted

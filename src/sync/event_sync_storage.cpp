@@ -14,6 +14,9 @@ constexpr std::size_t kPageSize = 256;
 constexpr std::size_t kMaxSnapshotsKept = 1000;
 // Attempts of the bookkeeping writes (snapshots, acknowledgements) against concurrent writers.
 constexpr int kBookkeepingAttempts = 1000;
+// Attempts of get_missing_events against concurrent compactions (each retry means a compaction
+// made progress; many in a row mean events were deleted that no snapshot covers).
+constexpr int kReadAttempts = 100;
 
 // Throws invalid_argument_error unless collection/id name a document event_sync_storage can
 // keep: a user collection name, a valid id, and reserved ids (snapshot slots, streams) that fit.
@@ -222,9 +225,13 @@ void event_sync_storage::write_snapshot(std::string_view collection, std::string
                {std::string(kVectorClockKey), clock_to_json(s.vector_clock)}};
   auto& engine = store_->engine();
   try {
-    for (int n = 1; n <= kBookkeepingAttempts; ++n) {
+    bool written = false;
+    for (int n = 1; n <= kBookkeepingAttempts && !written; ++n) {
       auto current = engine.get(kSyncSnapshotCollection, slot_id);
-      if (current && current->body.value("stream_version", std::int64_t{0}) >= s.version) return;
+      if (current && current->body.value("stream_version", std::int64_t{0}) >= s.version) {
+        written = true;  // a newer one is there already: as good
+        break;
+      }
       commit_request request;
       request.writes.push_back(document_write{.collection = std::string(kSyncSnapshotCollection),
                                               .id = slot_id,
@@ -233,12 +240,16 @@ void event_sync_storage::write_snapshot(std::string_view collection, std::string
                                               .body = body});
       try {
         engine.commit(request);
-        return;
+        written = true;
       } catch (const conflict_error&) {
         // another writer filled the slot meanwhile: look again
       }
     }
-    snapshot_failures_.fetch_add(1);  // the slot kept changing under us
+    if (!written) {
+      snapshot_failures_.fetch_add(1);  // the slot kept changing under us
+      return;
+    }
+    if (options_.compact_events) compact(collection, id);
   } catch (...) {
     // The write is committed; the snapshot is an optimisation the events can replace.
     snapshot_failures_.fetch_add(1);
@@ -249,6 +260,20 @@ void event_sync_storage::write_snapshot(std::string_view collection, std::string
       }
     }
   }
+}
+
+void event_sync_storage::compact(std::string_view collection, std::string_view id) {
+  // The oldest snapshot still kept. Slots only move forward, so a slot overwritten after this
+  // read holds a newer snapshot: every kept one stays at or after `oldest`.
+  std::optional<std::int64_t> oldest;
+  auto& engine = store_->engine();
+  for (std::size_t slot = 0; slot < options_.snapshots_kept; ++slot) {
+    auto doc = engine.get(kSyncSnapshotCollection, snapshot_id(slot, collection, id));
+    if (!doc) continue;
+    const auto version = doc->body.value("stream_version", std::int64_t{0});
+    if (!oldest || version < *oldest) oldest = version;
+  }
+  if (oldest) engine.truncate_stream(sync_stream(collection, id), *oldest);
 }
 
 update_result<json> event_sync_storage::find_one_and_upsert(std::string_view collection, json body,
@@ -547,10 +572,25 @@ sync_batch event_sync_storage::get_missing_events(std::string_view collection, s
     throw invalid_argument_error("eventsourced: negative client version " +
                                  std::to_string(state.version));
   }
+  for (int n = 1;; ++n) {
+    if (auto batch = try_get_missing_events(collection, id, state)) return std::move(*batch);
+    if (n >= kReadAttempts) {
+      throw engine_error("eventsourced: the sync events of " + std::string(collection) + "/" +
+                         std::string(id) +
+                         " kept changing under get_missing_events (concurrent compaction), or "
+                         "events were deleted that no snapshot covers");
+    }
+  }
+}
+
+std::optional<sync_batch> event_sync_storage::try_get_missing_events(std::string_view collection,
+                                                                     std::string_view id,
+                                                                     client_state state) const {
   auto& engine = store_->engine();
   const stream_ref stream = sync_stream(collection, id);
   const std::size_t limit = options_.max_missing_events;
-  // From the client's own version (to tell a state from the future), one past the limit.
+  // From the client's own version (to tell a state from the future), one past the limit. The
+  // latest event is never compacted: an empty read means the version was never written.
   auto events = engine.read_stream(stream, std::max<std::int64_t>(state.version, 1), limit + 2);
   if (events.empty()) {
     if (state.version == 0 || engine.read_stream(stream, 1, 1).empty()) {
@@ -563,6 +603,7 @@ sync_batch event_sync_storage::get_missing_events(std::string_view collection, s
   if (state.version > 0 && events.front().stream_version == state.version) {
     events.erase(events.begin());
   }
+  // The event after the client's version was compacted: only a snapshot can bridge the gap.
   const bool gap = !events.empty() && events.front().stream_version != state.version + 1;
   sync_batch batch;
   batch.version = state.version;
@@ -577,6 +618,12 @@ sync_batch event_sync_storage::get_missing_events(std::string_view collection, s
       batch.snapshot = std::move(snapshot);
     }
     batch.events = read_to_end(engine, stream, from);
+    // A compaction between the reads (after a newer snapshot replaced the one read here) may
+    // have deleted events right after `from`: then this batch would not follow on.
+    std::int64_t expected = from;
+    for (const event& e : batch.events) {
+      if (e.stream_version != expected++) return std::nullopt;
+    }
   }
   if (!batch.events.empty()) batch.version = batch.events.back().stream_version;
   return batch;

@@ -88,6 +88,9 @@ class engine_in_scratch_schema final : public engine {
   std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) override {
     return inner_->read_all(after_position, max);
   }
+  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
+    return inner_->truncate_stream(stream, before_version);
+  }
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
     return inner_->wait_for(position, timeout);
   }

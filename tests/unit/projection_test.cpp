@@ -164,6 +164,9 @@ class failing_find_engine final : public eventsourced::engine {
   std::vector<event> read_all(std::int64_t after, std::size_t max) override {
     return target_.read_all(after, max);
   }
+  std::size_t truncate_stream(const eventsourced::stream_ref& s, std::int64_t before) override {
+    return target_.truncate_stream(s, before);
+  }
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
     return target_.wait_for(position, timeout);
   }

@@ -93,6 +93,10 @@ class shared_engine : public eventsourced::engine {
                                                      std::size_t max) override {
     return target_->read_all(after_position, max);
   }
+  std::size_t truncate_stream(const eventsourced::stream_ref& stream,
+                              std::int64_t before_version) override {
+    return target_->truncate_stream(stream, before_version);
+  }
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
     return target_->wait_for(position, timeout);
   }

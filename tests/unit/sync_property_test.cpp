@@ -20,7 +20,10 @@ namespace {
 
 using eventsourced::json;
 
-class sync_property_test : public sync_test {};
+class sync_property_test : public sync_test {
+ protected:
+  void check_clients_reproduce_the_server(bool compact);
+};
 
 // A random edit of a game document: set, remove, nest, append, or delete the whole document.
 json random_edit(std::mt19937& rng, json doc) {
@@ -54,36 +57,44 @@ json random_edit(std::mt19937& rng, json doc) {
   return doc;
 }
 
-TEST_P(sync_property_test, clients_that_apply_missing_events_reproduce_the_server_document) {
-  const int seeds = GetParam() == engine_kind::memory ? 25 : 6;
+// Random edits by random clients, random reconnects; with `compact`, old events are deleted as
+// snapshots are written, so lagging clients (and new ones) have versions no longer in the log.
+void sync_property_test::check_clients_reproduce_the_server(bool compact) {
+  const int seeds = engine() == engine_kind::memory ? 25 : 6;
   for (int seed = 1; seed <= seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(static_cast<std::uint32_t>(seed));
     const auto interval = static_cast<std::int64_t>(1 + rng() % 7);
     const auto kept = static_cast<std::size_t>(1 + rng() % 3);
     const auto max_missing = static_cast<std::size_t>(1 + rng() % 10);
-    if (sync_) sync_->close();
-    directory_.reset();
-    SetUp();
-    auto& sync = open_sync(
-        {.snapshot_interval = interval, .snapshots_kept = kept, .max_missing_events = max_missing});
+    eventsourced::sync_options options;
+    options.snapshot_interval = interval;
+    options.snapshots_kept = kept;
+    options.max_missing_events = max_missing;
+    options.compact_events = compact;
+    auto& sync = reopen_sync(std::move(options));
     const std::vector<std::string> client_ids = {"ann", "bob", "cat"};
     std::vector<simulated_client> clients(4);
     json server = nullptr;  // what the server should hold (null: deleted / never created)
+    std::vector<json> history = {nullptr};  // history[v]: the document at version v
     const int writes = 40;
     for (int w = 0; w < writes; ++w) {
       const auto& who = client_ids[rng() % client_ids.size()];
+      bool changed = true;
       if (server.is_null()) {
         json body = random_edit(rng, json{{"id", "g"}});
-        sync.find_one_and_upsert("games", body, as_client(who));
+        changed = sync.find_one_and_upsert("games", body, as_client(who)).diff.has_changes;
       } else if (rng() % 10 == 0) {
         ASSERT_TRUE(sync.delete_one("games", "g", as_client(who)));
       } else {
-        sync.find_one_and_update(
-            "games", "g", [&](const json& current) { return random_edit(rng, current); },
-            as_client(who));
+        changed =
+            sync.find_one_and_update(
+                    "games", "g", [&](const json& current) { return random_edit(rng, current); },
+                    as_client(who))
+                .diff.has_changes;
       }
       server = sync.find_one("games", "g").value_or(json(nullptr));
+      if (changed) history.push_back(server);  // a write that changes nothing has no version
       // Each client reconnects at random moments.
       for (auto& c : clients) {
         if (rng() % 4 == 0) {
@@ -98,6 +109,29 @@ TEST_P(sync_property_test, clients_that_apply_missing_events_reproduce_the_serve
       ASSERT_FALSE(::testing::Test::HasFatalFailure());
       EXPECT_EQ(c.document, server);
     }
+    // A client at any version ever written — compacted or not — catches up exactly.
+    const auto head = static_cast<std::int64_t>(history.size()) - 1;
+    for (std::int64_t v = 0; v <= head; ++v) {
+      SCOPED_TRACE("a client at version " + std::to_string(v));
+      simulated_client late{.version = v, .document = history[static_cast<std::size_t>(v)]};
+      late.apply(sync.get_missing_events("games", "g", {.version = v}));
+      ASSERT_FALSE(::testing::Test::HasFatalFailure());
+      EXPECT_EQ(late.document, server);
+    }
+    EXPECT_THROW(sync.get_missing_events("games", "g", {.version = head + 1}),
+                 eventsourced::invalid_argument_error);
+    if (compact) {
+      // Nothing older than the oldest kept snapshot is left, and the head always is.
+      const auto left =
+          sync.store()->engine().read_stream(eventsourced::sync_stream("games", "g"), 1, 1000);
+      ASSERT_FALSE(left.empty());
+      EXPECT_EQ(left.back().stream_version, head);
+      if (head > interval * static_cast<std::int64_t>(kept)) {
+        EXPECT_GT(left.front().stream_version, 1) << "old events were compacted";
+      }
+      EXPECT_LE(static_cast<std::int64_t>(left.size()), interval * static_cast<std::int64_t>(kept))
+          << "at most the events from the oldest kept snapshot on";
+    }
     // A snapshot, when there is one, is the document at its version.
     if (auto s = sync.latest_snapshot("games", "g")) {
       simulated_client replay;
@@ -106,6 +140,14 @@ TEST_P(sync_property_test, clients_that_apply_missing_events_reproduce_the_serve
       EXPECT_EQ(s->version % interval, 0);
     }
   }
+}
+
+TEST_P(sync_property_test, clients_that_apply_missing_events_reproduce_the_server_document) {
+  check_clients_reproduce_the_server(/*compact=*/false);
+}
+
+TEST_P(sync_property_test, with_compaction_clients_at_any_version_reproduce_the_server_document) {
+  check_clients_reproduce_the_server(/*compact=*/true);
 }
 
 EVENTSOURCED_SYNC_TEST_ENGINES(sync_property_test);

@@ -63,6 +63,15 @@ class sync_test : public ::testing::TestWithParam<engine_kind> {
     return *sync_;
   }
 
+  // Closes the storage, if open, and opens a new, empty one (for several rounds in one test).
+  eventsourced::event_sync_storage& reopen_sync(eventsourced::sync_options options) {
+    TearDown();
+    SetUp();
+    return open_sync(std::move(options));
+  }
+
+  engine_kind engine() const { return GetParam(); }
+
   // The same over `wrapper(engine)`: for fault-injecting engines.
   template <typename Wrapper>
   eventsourced::event_sync_storage& open_sync_wrapped(Wrapper wrapper,

@@ -12,7 +12,9 @@
 //
 // Events. Each recorded event gets a global position (strictly increasing in commit order as seen
 // by readers: a reader that has seen position P never later sees a new event below P) and a
-// stream version (consecutive per stream, starting at 1).
+// stream version (consecutive per stream, starting at 1). Events never change; the only way
+// one leaves the log is truncate_stream(), which deletes old events of one stream and never its
+// latest, so a stream's version never goes back and positions are never reused.
 //
 // Names. Collection names and stream types must satisfy validate_collection_name(); ids must
 // satisfy validate_id(). Engines check both before touching storage and never splice either into
@@ -65,6 +67,11 @@ void validate_commit_request(const commit_request& request);
 // malformed on their own or together with request.appends (same rules as above).
 void validate_derived_appends(const commit_request& request,
                               const std::vector<stream_append>& derived);
+
+struct stream_ref;
+// Throws invalid_argument_error for bad arguments of engine::truncate_stream: an invalid stream
+// type or id, a negative version. Every engine calls it before touching storage.
+void validate_truncate_stream(const stream_ref& stream, std::int64_t before_version);
 
 struct stored_document {
   std::string id;
@@ -176,11 +183,25 @@ class engine {
   virtual commit_result commit(const commit_request& request) = 0;
 
   // Events of one stream with stream_version >= from_version, at most max, in stream order.
+  // The events returned are consecutive (one read, never split by a concurrent truncate_stream).
   virtual std::vector<recorded_event> read_stream(const stream_ref& stream,
                                                   std::int64_t from_version, std::size_t max) = 0;
 
   // Events with position > after_position, at most max, in position order.
   virtual std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) = 0;
+
+  // Deletes the events of `stream` with stream_version < before_version, except the stream's
+  // latest event, which is always kept (before_version is clamped to the latest version), so the
+  // stream's version and version-checked appends to it are unaffected. Atomic: a reader sees the
+  // events either all there or all gone. Afterwards read_stream returns the remaining events
+  // (from_version below the first remaining one starts at it) and read_all skips the deleted
+  // ones; every remaining event keeps its position and stream version, so a reader at a position
+  // never sees an event twice nor a new one below it. Other streams are untouched. Returns how
+  // many events were deleted (0 for an unknown stream, or when nothing is older). Idempotent.
+  // The ids of deleted events may be accepted again by later appends. Throws
+  // invalid_argument_error for an invalid stream type or id or a negative before_version.
+  // (Used for retention: event_sync_storage's compaction, after a snapshot covers the events.)
+  virtual std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) = 0;
 
   // Blocks until an event with position > `position` is visible (true) or the timeout passes
   // (false). Wakes on commits of this engine object at once; commits by other processes are

@@ -37,9 +37,19 @@
 // snapshots_kept are kept and nothing needs cleaning up. The snapshot is written right after the
 // write's commit, not in it (a mapper can only add events): if the process dies in between, or
 // the snapshot write fails, the snapshot is missing — never wrong — and get_missing_events serves
-// the client from an older snapshot or from the events, which this version never deletes. A
-// snapshot failure does not fail the write (it is committed): snapshot_failures() counts them
-// and sync_options::on_snapshot_error hears of them. This is the repository's snapshot policy.
+// the client from an older snapshot or from the events. A snapshot failure does not fail the
+// write (it is committed): snapshot_failures() counts them and sync_options::on_snapshot_error
+// hears of them. This is the repository's snapshot policy.
+//
+// Compaction (retention). By default no event is ever deleted. With sync_options::compact_events,
+// after a snapshot is written the document's sync events older than its oldest snapshot still
+// kept are deleted (engine::truncate_stream): every client can still be served — a client whose
+// version is no longer in the log, or 0, gets the latest snapshot and the events after it, which
+// are never deleted (the oldest kept snapshot is at or before the latest, and the event at the
+// oldest snapshot's version stays). Events not covered by a kept snapshot are never deleted: when
+// a snapshot could not be written, nothing is compacted for it. A compaction failure is handled
+// like a snapshot failure (counted by snapshot_failures(), reported to on_snapshot_error; the
+// write stays committed); the next snapshot's compaction deletes what this one left.
 //
 // Writes that go around this class (store()->documents(...), store()->with_transaction) fail
 // with invalid_argument_error: the mapper refuses a change without sync information, so no
@@ -129,8 +139,13 @@ struct sync_options {
   std::size_t snapshots_kept = 2;
   // A client missing more events than this gets a snapshot first (>= 1).
   std::size_t max_missing_events = 100;
-  // Called (on the writing thread) with what a snapshot write threw, as the repository's
-  // on_snapshot_error (aggregate/repository.hpp): the write itself succeeded. May be empty.
+  // After a snapshot is written, events older than the oldest snapshot still kept are deleted
+  // (see "Compaction" in the header comment): storage per document stays bounded by about
+  // snapshot_interval * snapshots_kept events. Off: every event is kept.
+  bool compact_events = false;
+  // Called (on the writing thread) with what a snapshot write or a compaction threw, as the
+  // repository's on_snapshot_error (aggregate/repository.hpp): the write itself succeeded. May be
+  // empty.
   std::function<void(const stream_ref& document, std::exception_ptr error)> on_snapshot_error{};
 };
 
@@ -242,15 +257,15 @@ class event_sync_storage {
 
   // What a client at `state` is missing: the events after state.version, in stream order,
   // preceded by the latest snapshot when the client misses more than max_missing_events events
-  // (or when the event after its version is no longer in the log). Reads the stream from the
-  // client's version (and at most snapshots_kept snapshot slots), so the cost grows with what
+  // (or when the event after its version is no longer in the log: compacted). Reads the stream from
+  // the client's version (and at most snapshots_kept snapshot slots), so the cost grows with what
   // is missing, not with the document's history. Throws invalid_argument_error for a negative
   // version or one above the document's (a state from the future); not_found_error for a
   // document never written.
   sync_batch get_missing_events(std::string_view collection, std::string_view id,
                                 client_state state) const;
 
-  // Snapshots that could not be written (see the header comment).
+  // Snapshots that could not be written, and compactions that failed (see the header comment).
   std::int64_t snapshot_failures() const noexcept { return snapshot_failures_.load(); }
 
   const std::shared_ptr<eventsourced::store>& store() const noexcept { return store_; }
@@ -275,7 +290,16 @@ class event_sync_storage {
   // the write (null for a delete). Writes the snapshot when the new version calls for one.
   void write(std::string_view collection, std::string_view id, const write_options& options,
              const std::function<bool(const write_options&, json& after)>& attempt);
+  // Writes s into its slot, then compacts when sync_options::compact_events is set. Never throws:
+  // failures are counted and reported (header comment).
   void write_snapshot(std::string_view collection, std::string_view id, const sync_snapshot& s);
+  // Deletes the document's sync events before its oldest kept snapshot. Throws what the engine
+  // throws.
+  void compact(std::string_view collection, std::string_view id);
+  // One attempt of get_missing_events; nullopt when a concurrent compaction changed the stream
+  // between its reads (the caller tries again).
+  std::optional<sync_batch> try_get_missing_events(std::string_view collection, std::string_view id,
+                                                   client_state state) const;
   std::string client_of(const write_options& options) const;
 
   std::shared_ptr<eventsourced::store> store_;
