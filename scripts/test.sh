@@ -5,7 +5,7 @@
 #   build-test   RelWithDebInfo, every test (engine conformance, storage, multi-process, the
 #                find_package consumer test)
 #   build-asan   AddressSanitizer + UndefinedBehaviorSanitizer, every test
-#   build-tsan   ThreadSanitizer, the concurrency, bus, relay, subscription and projection tests
+#   build-tsan   ThreadSanitizer, the concurrency, sync, bus, relay, subscription and projection tests
 #                and every PostgreSQL, Redis and NATS test
 # Set EVENTSOURCED_TEST_QUICK=1 to run only the first. PostgreSQL, Redis and NATS are installed and
 # started by scripts/services.sh (see below).
@@ -50,6 +50,6 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_build build-asan -E consumer_find_package -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=address_undefined -DEVENTSOURCED_BUILD_EXAMPLES=OFF
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  run_build build-tsan -R 'concurren|conformance|transaction|cache|bus|relay|subscription|projection|watch|store_events|event_sourced|command|snapshot|aggregate|postgres|redis|nats|jetstream' -- -DCMAKE_BUILD_TYPE=Debug \
+  run_build build-tsan -R 'concurren|sync|conformance|transaction|cache|bus|relay|subscription|projection|watch|store_events|event_sourced|command|snapshot|aggregate|postgres|redis|nats|jetstream' -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=thread -DEVENTSOURCED_BUILD_EXAMPLES=OFF
 echo "=== all test builds passed"
