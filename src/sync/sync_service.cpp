@@ -375,6 +375,10 @@ struct sync_service::impl {
         drop(c->id);
         continue;
       }
+      if (c->closed.load()) {
+        forget(c);  // disconnected from inside its own send
+        continue;
+      }
       bool again = false;
       {
         std::lock_guard lock(c->queue_mu);
@@ -395,14 +399,17 @@ struct sync_service::impl {
   }
 
   // Removes a connection; returns it (null when unknown).
+  // Closes a connection and forgets it — unless one of its sends is running on this thread (a
+  // disconnect from inside its own send): then the delivery thread forgets it when that send
+  // returns, so a disconnect from another thread meanwhile still finds it and waits.
   connection_ptr drop(sync_connection_id id) {
     connection_ptr c;
     {
       std::lock_guard lock(mu);
       auto it = connections.find(id);
       if (it == connections.end()) return nullptr;
-      c = std::move(it->second);
-      connections.erase(it);
+      c = it->second;
+      if (tl_sending != c.get()) connections.erase(it);
       unindex(c);
     }
     {
@@ -414,10 +421,16 @@ struct sync_service::impl {
     return c;
   }
 
+  void forget(const connection_ptr& c) {
+    std::lock_guard lock(mu);
+    auto it = connections.find(c->id);
+    if (it != connections.end() && it->second == c) connections.erase(it);
+  }
+
   connection_ptr find(sync_connection_id id) const {
     std::lock_guard lock(mu);
     auto it = connections.find(id);
-    if (it == connections.end()) {
+    if (it == connections.end() || it->second->closed.load()) {
       throw invalid_argument_error("eventsourced: sync connection " + std::to_string(id) +
                                    " is not connected (never connected, or disconnected)");
     }
@@ -683,7 +696,7 @@ sync_service_stats sync_service::stats() const {
   sync_service_stats s;
   {
     std::lock_guard lock(impl_->mu);
-    s.connections = static_cast<std::int64_t>(impl_->connections.size());
+    for (const auto& [id, c] : impl_->connections) s.connections += c->closed.load() ? 0 : 1;
   }
   s.messages_sent = impl_->messages_sent.load();
   s.events_pushed = impl_->events_pushed.load();

@@ -111,8 +111,10 @@ class sync_service {
   // id is the one the transport authenticated; it is what acknowledgements and writes of this
   // connection are recorded under.
   sync_connection_id connect(std::string client_id, send_function send);
-  // Ends the connection's subscriptions and drops its queue. Waits for a send in progress on
-  // another thread to return. Unknown ids are ignored; never throws.
+  // Ends the connection's subscriptions and drops its queue. Waits for a send of it in progress
+  // on another thread to return; from inside the connection's own send it returns at once (and a
+  // disconnect from another thread meanwhile waits for that send). Unknown ids are ignored;
+  // never throws.
   void disconnect(sync_connection_id connection) noexcept;
   // Handles one message from the connection's client (see the header comment).
   void receive(sync_connection_id connection, std::string_view message);
