@@ -86,7 +86,26 @@ void store::run_transaction(const std::function<void(transaction&)>& fn,
     }
     if (writes.empty()) return;
     try {
-      commit_writes(std::move(writes), options);
+      if (!tx.event_metadata_.is_null()) {
+        if (!tx.event_metadata_.is_object()) {
+          throw invalid_argument_error("transaction::event_metadata() must be an object, got " +
+                                       std::string(tx.event_metadata_.type_name()));
+        }
+        write_options with_metadata = options;
+        if (!with_metadata.event_metadata.is_object()) {
+          if (!with_metadata.event_metadata.is_null()) {
+            throw invalid_argument_error(
+                "write_options::event_metadata must be an object or null, got " +
+                std::string(with_metadata.event_metadata.type_name()));
+          }
+          with_metadata.event_metadata = json::object();
+        }
+        for (auto& [key, value] : tx.event_metadata_.items())
+          with_metadata.event_metadata[key] = std::move(value);
+        commit_writes(std::move(writes), with_metadata);
+      } else {
+        commit_writes(std::move(writes), options);
+      }
       return;
     } catch (const conflict_error&) {
       if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;

@@ -253,6 +253,48 @@ TEST_P(store_events_test, event_metadata_of_a_write_reaches_its_events) {
   EXPECT_EQ(log_of(*s).size(), 2u);
 }
 
+TEST_P(store_events_test, a_transaction_attempt_may_add_event_metadata_of_its_own) {
+  auto s = open_default();
+  auto docs = s->documents("docs");
+  docs.find_one_and_upsert({{"id", "d"}, {"n", 0}});
+  eventsourced::write_options options;
+  options.event_metadata = {{"correlation_id", "outer"}, {"causation_id", "cmd-1"}};
+  int attempts = 0;
+  s->with_transaction(
+      [&](eventsourced::transaction& tx) {
+        ++attempts;
+        EXPECT_TRUE(tx.event_metadata().is_null()) << "each attempt starts without";
+        auto d = tx.find_one("docs", "d").value();
+        if (attempts == 1) {  // another writer commits meanwhile: a conflict
+          docs.find_one_and_update("d", [](const json& current) {
+            json next = current;
+            next["n"] = 5;
+            return next;
+          });
+        }
+        d["n"] = d["n"].get<int>() + 1;
+        tx.put("docs", d);
+        tx.event_metadata()["correlation_id"] = "attempt-" + std::to_string(attempts);
+        tx.event_metadata()["_es_for_the_mapper"] = true;
+      },
+      options);
+  EXPECT_EQ(attempts, 2);
+  const auto last = log_of(*s).back();
+  EXPECT_EQ(last.metadata["document"]["version"], 3);
+  EXPECT_EQ(docs.find_one("d").value()["n"], 6);
+  EXPECT_EQ(last.metadata["correlation_id"], "attempt-2") << "the attempt's member wins";
+  EXPECT_EQ(last.metadata["causation_id"], "cmd-1");
+  EXPECT_FALSE(last.metadata.contains("_es_for_the_mapper")) << "reserved: the mapper's only";
+
+  EXPECT_THROW(s->with_transaction([](eventsourced::transaction& tx) {
+    tx.put("docs", {{"id", "x"}});
+    tx.event_metadata() = json::array({1});
+  }),
+               eventsourced::invalid_argument_error);
+  EXPECT_FALSE(docs.find_one("x"));
+  EXPECT_EQ(log_of(*s).size(), 3u);  // created, the other writer's update, the transaction's
+}
+
 TEST_P(store_events_test, a_recreated_document_records_the_version_it_really_gets) {
   auto s = open_default();
   auto docs = s->documents("docs");

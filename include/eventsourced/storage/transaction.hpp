@@ -40,7 +40,7 @@
 namespace eventsourced {
 
 class store;
-template <typename T>
+template <typename T, typename Tx>
 class transaction_collection;
 
 class transaction {
@@ -49,8 +49,8 @@ class transaction {
   transaction& operator=(const transaction&) = delete;
 
   template <typename T>
-  transaction_collection<T> collection(std::string_view name) {
-    return transaction_collection<T>(*this, name);
+  transaction_collection<T, transaction> collection(std::string_view name) {
+    return transaction_collection<T, transaction>(*this, name);
   }
 
   // Untyped operations; transaction_collection<T> wraps them.
@@ -65,6 +65,13 @@ class transaction {
 
   const store& owner() const noexcept { return store_; }
 
+  // Event metadata of this attempt's commit: its members are added to write_options::event_metadata
+  // (replacing members of the same name) for the mapper and the events of this commit. Null at the
+  // start of every attempt. For layers built on transactions that tell their mapper what each
+  // attempt read (event_sync_storage's sync transactions); reserved members (kReservedPrefix)
+  // reach the mapper only, as in write_options::event_metadata.
+  json& event_metadata() noexcept { return event_metadata_; }
+
  private:
   friend class store;
   explicit transaction(store& owner) : store_(owner) {}
@@ -78,12 +85,15 @@ class transaction {
 
   store& store_;
   std::map<std::pair<std::string, std::string>, touched> touched_;
+  json event_metadata_;
 };
 
-template <typename T>
+// Typed access to one collection of a transaction. Tx is transaction, or a type offering the same
+// untyped operations (event_sync_storage's sync_transaction).
+template <typename T, typename Tx = transaction>
 class transaction_collection {
  public:
-  transaction_collection(transaction& tx, std::string_view name) : tx_(tx), name_(name) {}
+  transaction_collection(Tx& tx, std::string_view name) : tx_(tx), name_(name) {}
 
   std::optional<T> find_one(std::string_view id) {
     auto body = tx_.find_one(name_, id);
@@ -106,7 +116,7 @@ class transaction_collection {
   bool delete_one(std::string_view id) { return tx_.delete_one(name_, id); }
 
  private:
-  transaction& tx_;
+  Tx& tx_;
   std::string name_;
 };
 
