@@ -164,15 +164,25 @@ std::optional<event> event_sync_storage::head_event(std::string_view collection,
 event_sync_storage::sync_base event_sync_storage::base_of(std::string_view collection,
                                                           std::string_view id) const {
   auto& engine = store_->engine();
-  if (auto doc = engine.get(collection, id)) {
+  for (int n = 1;; ++n) {
+    auto doc = engine.get(collection, id);
+    if (!doc) break;
     auto at = engine.read_stream(sync_stream(collection, id), doc->version, 1);
-    if (at.empty() || at.front().stream_version != doc->version) {
-      throw invalid_argument_error("eventsourced: " + std::string(collection) + "/" +
-                                   std::string(id) + " has no sync event for its version " +
-                                   std::to_string(doc->version) +
-                                   " (it was written around event_sync_storage)");
+    if (!at.empty() && at.front().stream_version == doc->version) {
+      return {doc->version, clock_of(at.front())};
     }
-    return {doc->version, clock_of(at.front())};
+    // The event is gone when other writers moved the document on and a compaction deleted it
+    // between the two reads (the latest event is never deleted): read again.
+    auto again = engine.get(collection, id);
+    if (!again || again->version != doc->version) {
+      if (n < kBookkeepingAttempts) continue;
+      throw conflict_error(conflict_target::document, std::string(collection), std::string(id),
+                           doc->version, again ? again->version : 0);
+    }
+    throw invalid_argument_error("eventsourced: " + std::string(collection) + "/" +
+                                 std::string(id) + " has no sync event for its version " +
+                                 std::to_string(doc->version) +
+                                 " (it was written around event_sync_storage)");
   }
   auto head = head_event(collection, id);
   if (!head) return {};
@@ -309,6 +319,93 @@ bool event_sync_storage::delete_one(std::string_view collection, std::string_vie
     return deleted;
   });
   return deleted;
+}
+
+std::vector<json> event_sync_storage::find_many(std::string_view collection, const json& filter,
+                                                const find_options& options) const {
+  check_document(collection, "_");  // the name only: ids come from the engine
+  return store_->documents(collection).find_many(filter, options);
+}
+
+// --- transactions ---
+
+sync_transaction::touched& sync_transaction::touch(std::string_view collection,
+                                                   std::string_view id) {
+  auto key = std::make_pair(std::string(collection), std::string(id));
+  if (auto it = touched_.find(key); it != touched_.end()) return it->second;
+  check_document(collection, id);
+  // The transaction's read first: its version is the one checked at commit. The base is read
+  // after it; if the document moved on in between, the mapper sees a version that does not follow
+  // the base and the commit is retried as a conflict.
+  auto before = tx_.find_one(collection, id);
+  auto base = owner_.base_of(collection, id);
+  json& sync = tx_.event_metadata()[std::string(kSyncMetadataKey)];
+  sync["client_id"] = client_;
+  sync["documents"][key.first + "/" + key.second] = {{"base_version", base.version},
+                                                     {"base_clock", clock_to_json(base.clock)}};
+  touched t;
+  t.base_version = base.version;
+  t.base_clock = std::move(base.clock);
+  t.before = before ? std::move(*before) : json(nullptr);
+  return touched_.emplace(std::move(key), std::move(t)).first->second;
+}
+
+std::optional<json> sync_transaction::find_one(std::string_view collection, std::string_view id) {
+  touch(collection, id);
+  return tx_.find_one(collection, id);
+}
+
+void sync_transaction::put(std::string_view collection, json body) {
+  check_document(collection, "_");
+  const std::string id = owner_.store_->documents(collection).id_of(body);
+  touch(collection, id);
+  tx_.put(collection, std::move(body));
+}
+
+json sync_transaction::find_one_and_update(
+    std::string_view collection, std::string_view id,
+    const std::function<edit_result<json>(const json&)>& edit) {
+  touch(collection, id);
+  return tx_.find_one_and_update(collection, id, edit);
+}
+
+bool sync_transaction::delete_one(std::string_view collection, std::string_view id) {
+  touch(collection, id);
+  return tx_.delete_one(collection, id);
+}
+
+std::vector<sync_transaction::due_snapshot> sync_transaction::snapshots_due() {
+  std::vector<due_snapshot> out;
+  const std::int64_t interval = owner_.options_.snapshot_interval;
+  for (auto& [key, t] : touched_) {
+    auto now = tx_.find_one(key.first, key.second);
+    const json after = now ? std::move(*now) : json(nullptr);
+    if (after == t.before) continue;  // unchanged: the transaction writes nothing for it
+    const std::int64_t version = t.base_version + 1;
+    if (version % interval != 0) continue;
+    due_snapshot due{key.first, key.second, {}};
+    due.snapshot.version = version;
+    due.snapshot.document = after;
+    if (!after.is_null()) due.snapshot.document[owner_.store_->options().version_field] = version;
+    due.snapshot.vector_clock = t.base_clock;
+    due.snapshot.vector_clock[client_] += 1;
+    out.push_back(std::move(due));
+  }
+  return out;
+}
+
+void event_sync_storage::run_transaction(const std::function<void(sync_transaction&)>& fn,
+                                         const write_options& options) {
+  const std::string client = client_of(options);
+  std::vector<sync_transaction::due_snapshot> snapshots;
+  store_->with_transaction(
+      [&](transaction& tx) {
+        sync_transaction sync(*this, tx, client);
+        fn(sync);
+        snapshots = sync.snapshots_due();  // of the last attempt: the one that commits
+      },
+      options);
+  for (const auto& due : snapshots) write_snapshot(due.collection, due.id, due.snapshot);
 }
 
 namespace {

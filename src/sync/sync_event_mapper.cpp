@@ -34,14 +34,26 @@ std::vector<mapped_event> sync_event_mapper::map(const document_change& change) 
                                  " is in a synced store: write it through event_sync_storage "
                                  "(the write carries no sync information)");
   }
-  const auto base_version = sync->at("base_version").get<std::int64_t>();
+  // A sync transaction gives the base of each document it touched, under "documents".
+  const json* base = sync;
+  if (auto docs = sync->find("documents"); docs != sync->end() && docs->is_object()) {
+    std::string key(change.collection);
+    key.append("/").append(change.id);
+    auto it = docs->find(key);
+    if (it == docs->end()) {
+      throw invalid_argument_error("eventsourced: " + key +
+                                   " was changed in a sync transaction without being read by it");
+    }
+    base = &*it;
+  }
+  const auto base_version = base->at("base_version").get<std::int64_t>();
   if (change.diff.version != base_version + 1) {
     // The write is based on another version than the clock it carries: retry on fresh state.
     throw conflict_error(conflict_target::document, std::string(change.collection),
                          std::string(change.id), base_version, change.diff.version - 1);
   }
   const auto client = sync->at("client_id").get<std::string>();
-  json clock = sync->at("base_clock");
+  json clock = base->at("base_clock");
   clock[client] = clock.value(client, std::int64_t{0}) + 1;
 
   const char* op = change.diff.is_new ? "create" : change.diff.is_deleted ? "delete" : "update";

@@ -21,6 +21,16 @@
 //     restarted worker, or another worker given the same range, must find the earlier ones
 //     recorded (duplicates). Exits 0 when all are done.
 //
+//   eventsourced_test_worker client-writes <uri> <client> <first> <last> <progress-file>
+//                            <outcome-file> <ready-file>
+//     Opens an event_sync_storage at <uri> (snapshots every 5 versions, compaction on) and sends
+//     client writes of <client> with mutation ids "m<first>".."m<last>" (<last> = -1: until
+//     killed), each a JSON Patch appending its mutation id to the array "seen" of document
+//     "lists/l" (created by the parent): applied twice, a write would show twice. Before each
+//     write it appends "<n>" to <progress-file> (what a client keeps as "sent, not acknowledged");
+//     after it, "m<n> applied|duplicate <version>" to <outcome-file>. <ready-file> is created once
+//     the storage is open.
+//
 //   eventsourced_test_worker relay <uri> <name> <delivery-file> <until-position>
 //   eventsourced_test_worker project <uri> <name> <collection> rebuild-forever|catch-up
 //     The event layer's relay and projection under kill -9: see event_worker_commands.hpp.
@@ -110,6 +120,33 @@ int run_commands(const std::string& uri, std::int64_t first, std::int64_t count)
   return 0;
 }
 
+int client_writes(const std::string& uri, const std::string& client, std::int64_t first,
+                  std::int64_t last, const std::string& progress_file,
+                  const std::string& outcome_file, const std::string& ready_file) {
+  eventsourced::sync_options options;
+  options.snapshot_interval = 5;
+  options.compact_events = true;
+  options.storage.retry.max_attempts = 1000;  // other processes write the same document
+  auto sync = eventsourced::event_sync_storage::open(uri, options);
+  std::ofstream progress(progress_file, std::ios::app);
+  std::ofstream outcomes(outcome_file, std::ios::app);
+  mark_ready(ready_file);
+  for (std::int64_t n = first; last < 0 || n <= last; ++n) {
+    const std::string mutation = "m" + std::to_string(n);
+    progress << n << std::endl;  // flushed: a kill -9 after this line keeps it
+    eventsourced::client_write write;
+    write.client_id = client;
+    write.mutation_id = mutation;
+    write.op = eventsourced::client_write::kind::patch;
+    write.patch =
+        eventsourced::json::array({{{"op", "add"}, {"path", "/seen/-"}, {"value", mutation}}});
+    const auto result = sync->apply_client_write("lists", "l", write);
+    outcomes << mutation << (result.duplicate ? " duplicate " : " applied ") << result.version
+             << std::endl;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,6 +177,15 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (argc == 9 && std::string(argv[1]) == "client-writes") {
+    try {
+      return client_writes(argv[2], argv[3], std::stoll(argv[4]), std::stoll(argv[5]), argv[6],
+                           argv[7], argv[8]);
+    } catch (const std::exception& e) {
+      std::cerr << "eventsourced_test_worker: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (argc == 5 && std::string(argv[1]) == "commit-forever") {
     try {
       return commit_forever(argv[2], argv[3], argv[4]);
@@ -153,6 +199,9 @@ int main(int argc, char** argv) {
               << "       " << argv[0] << " commit-forever <uri> <id> <ready-file>\n"
               << "       " << argv[0] << " store-write-forever <uri> <seed> <ready-file>\n"
               << "       " << argv[0] << " commands <uri> <first> <count>\n"
+              << "       " << argv[0]
+              << " client-writes <uri> <client> <first> <last> <progress-file> <outcome-file> "
+                 "<ready-file>\n"
               << "       " << argv[0] << " relay <uri> <name> <delivery-file> <until-position>\n"
               << "       " << argv[0]
               << " project <uri> <name> <collection> rebuild-forever|catch-up\n";

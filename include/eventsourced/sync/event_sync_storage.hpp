@@ -51,11 +51,18 @@
 // like a snapshot failure (counted by snapshot_failures(), reported to on_snapshot_error; the
 // write stays committed); the next snapshot's compaction deletes what this one left.
 //
+// Transactions. with_transaction(fn) runs fn(sync_transaction&) as store::with_transaction
+// (storage/transaction.hpp: all or nothing, serializable over the documents it touches by id,
+// retried on conflict): every document it changes records its sync event — with its vector clock,
+// and the transaction's client id — in the transaction's one commit, and a snapshot after it when
+// the new version calls for one. Typed access: collection<T>(name) (sync_collection<T> below), and
+// sync_transaction::collection<T>(name) inside a transaction.
+//
 // Writes that go around this class (store()->documents(...), store()->with_transaction) fail
 // with invalid_argument_error: the mapper refuses a change without sync information, so no
-// document of the store can change without its sync event. Transactions over several documents
-// are not offered yet. A document must be written through event_sync_storage from its first
-// write on (its sync stream version equals its document version).
+// document of the store can change without its sync event. A document must be written through
+// event_sync_storage from its first write on (its sync stream version equals its document
+// version).
 //
 // \par Thread safety
 // Safe to use from many threads at once, like the store it holds.
@@ -82,10 +89,13 @@
 #include <string_view>
 #include <vector>
 
+#include <eventsourced/detail/convert.hpp>
 #include <eventsourced/event/event.hpp>
 #include <eventsourced/event/mapper.hpp>
+#include <eventsourced/storage/collection.hpp>
 #include <eventsourced/storage/document_collection.hpp>
 #include <eventsourced/storage/store.hpp>
+#include <eventsourced/storage/transaction.hpp>
 
 namespace eventsourced {
 
@@ -198,6 +208,64 @@ struct sync_batch {
   std::int64_t version = 0;
 };
 
+class event_sync_storage;
+template <typename T>
+class sync_collection;
+
+// The transaction event_sync_storage::with_transaction hands its function: transaction's
+// operations (storage/transaction.hpp), on user collections only. The first time it touches a
+// document it also reads the vector clock and version the document's next sync event starts from;
+// at commit each changed document gets its sync event, in the same commit. Throws
+// invalid_argument_error for reserved or invalid names and ids, and what transaction throws.
+// \par Thread safety
+// Belongs to the thread running the function; do not share it or keep it past the function.
+class sync_transaction {
+ public:
+  sync_transaction(const sync_transaction&) = delete;
+  sync_transaction& operator=(const sync_transaction&) = delete;
+
+  template <typename T>
+  transaction_collection<T, sync_transaction> collection(std::string_view name) {
+    return transaction_collection<T, sync_transaction>(*this, name);
+  }
+
+  std::optional<json> find_one(std::string_view collection, std::string_view id);
+  // Creates or replaces the document with this body (its id is read from the id field).
+  void put(std::string_view collection, json body);
+  // Throws not_found_error when the document does not exist. Returns the new body (null when the
+  // edit deleted it).
+  json find_one_and_update(std::string_view collection, std::string_view id,
+                           const std::function<edit_result<json>(const json&)>& edit);
+  // Returns false when the document did not exist.
+  bool delete_one(std::string_view collection, std::string_view id);
+
+ private:
+  friend class event_sync_storage;
+  sync_transaction(event_sync_storage& owner, transaction& tx, std::string client_id)
+      : owner_(owner), tx_(tx), client_(std::move(client_id)) {}
+
+  struct touched {
+    std::int64_t base_version = 0;
+    vector_clock_map base_clock;
+    json before;  // as the transaction first read it; null: missing
+  };
+  // Reads the document into the transaction and, the first time, its sync base.
+  touched& touch(std::string_view collection, std::string_view id);
+  // The snapshots this attempt's commit calls for (documents whose new version is a multiple of
+  // the snapshot interval), as (collection, id, snapshot).
+  struct due_snapshot {
+    std::string collection;
+    std::string id;
+    sync_snapshot snapshot;
+  };
+  std::vector<due_snapshot> snapshots_due();
+
+  event_sync_storage& owner_;
+  transaction& tx_;
+  std::string client_;
+  std::map<std::pair<std::string, std::string>, touched> touched_;
+};
+
 class event_sync_storage {
  public:
   // Opens the store at uri with a sync_event_mapper. Throws invalid_argument_error for bad
@@ -222,6 +290,33 @@ class event_sync_storage {
                                           const write_options& options = {});
   bool delete_one(std::string_view collection, std::string_view id,
                   const write_options& options = {});
+  // The documents of a collection matching filter (engine/query.hpp), as
+  // document_collection::find_many.
+  std::vector<json> find_many(std::string_view collection, const json& filter = json::object(),
+                              const find_options& options = {}) const;
+
+  // Typed access to one collection (sync_collection below). Throws invalid_argument_error for an
+  // invalid or reserved name.
+  template <typename T>
+  sync_collection<T> collection(std::string_view name);
+
+  // Runs fn(sync_transaction&) and commits what it did atomically, each changed document with its
+  // sync event (header comment, "Transactions"); returns what fn returns. The client id is
+  // options.event_metadata["client_id"] or sync_options::client_id. fn may run several times
+  // (conflicts are retried per options.retry or store_options::retry); if it throws, nothing is
+  // written and the exception propagates. Throws conflict_error when retries run out, and what
+  // the store throws.
+  template <typename F>
+  auto with_transaction(F&& fn, const write_options& options = {}) {
+    using result = std::invoke_result_t<F&, sync_transaction&>;
+    if constexpr (std::is_void_v<result>) {
+      run_transaction([&](sync_transaction& tx) { fn(tx); }, options);
+    } else {
+      std::optional<result> out;
+      run_transaction([&](sync_transaction& tx) { out.emplace(fn(tx)); }, options);
+      return std::move(*out);
+    }
+  }
 
   // The document's vector clock after its latest write (deleted documents included). Throws
   // not_found_error for a document never written.
@@ -236,6 +331,9 @@ class event_sync_storage {
   // applied (a failing "test" op included); not_found_error for a patch of a document that does not
   // exist; conflict_error when base_version is set and the document is at another version.
   // Nothing is changed when it throws.
+  // Retention: the records are kept for ever — one small event per client write, also with
+  // compact_events (which deletes only documents' sync events): nothing prunes them yet, so a
+  // resend is recognised however late it comes.
   client_write_result apply_client_write(std::string_view collection, std::string_view id,
                                          const client_write& write);
 
@@ -243,7 +341,8 @@ class event_sync_storage {
   // the element-wise max of the old one and `seen`; returns it. Throws invalid_argument_error for
   // an empty/invalid client id, a negative counter, or a counter above the document's own clock
   // (a state from the future); not_found_error for a document never written. Nothing is changed
-  // when it throws.
+  // when it throws. An acknowledgement is one document of kSyncStateCollection per (client,
+  // document), kept for ever (also after the document is deleted).
   vector_clock_map update_vector_clock(std::string_view collection, std::string_view id,
                                        std::string_view client_id, const vector_clock_map& seen);
   // What client_id acknowledged for the document; nullopt when nothing.
@@ -275,7 +374,10 @@ class event_sync_storage {
   void close() noexcept;
 
  private:
+  friend class sync_transaction;
   event_sync_storage(std::shared_ptr<eventsourced::store> store, sync_options options);
+  void run_transaction(const std::function<void(sync_transaction&)>& fn,
+                       const write_options& options);
 
   // The clock and version a write of the document starts from.
   struct sync_base {
@@ -306,5 +408,72 @@ class event_sync_storage {
   sync_options options_;
   std::atomic<std::int64_t> snapshot_failures_{0};
 };
+
+// Typed access to the documents of one collection of an event_sync_storage: the operations of
+// collection<T> (storage/collection.hpp) that event_sync_storage offers, each write recording its
+// sync event. A body that does not convert to T throws serialization_error and changes nothing.
+// \par Thread safety
+// A cheap, copyable handle, usable from many threads; it refers to the storage, which must
+// outlive it.
+template <typename T>
+class sync_collection {
+ public:
+  sync_collection(event_sync_storage& owner, std::string_view name) : owner_(&owner), name_(name) {
+    validate_collection_name(name_);
+    if (name_.starts_with(kReservedPrefix)) {
+      throw invalid_argument_error("eventsourced: collection '" + name_ +
+                                   "' has the reserved prefix " + std::string(kReservedPrefix));
+    }
+  }
+
+  const std::string& name() const noexcept { return name_; }
+
+  std::optional<T> find_one(std::string_view id) const {
+    auto body = owner_->find_one(name_, id);
+    if (!body) return std::nullopt;
+    return detail::from_body<T>(*body, name_, id);
+  }
+  std::vector<T> find_many(const json& filter = json::object(),
+                           const find_options& options = {}) const {
+    std::vector<T> out;
+    for (const json& body : owner_->find_many(name_, filter, options)) {
+      out.push_back(detail::from_body<T>(body, name_, body_id(body)));
+    }
+    return out;
+  }
+  update_result<T> find_one_and_upsert(const T& document, const write_options& options = {}) {
+    return typed(owner_->find_one_and_upsert(name_, detail::to_body(document, name_), options));
+  }
+  // edit: T(T) or edit_result<T>(T). See edit.hpp.
+  template <typename F>
+  update_result<T> find_one_and_update(std::string_view id, F edit,
+                                       const write_options& options = {}) {
+    return typed(owner_->find_one_and_update(
+        name_, id,
+        [&](const json& body) { return detail::run_typed_edit<T>(edit, body, name_, id); },
+        options));
+  }
+  bool delete_one(std::string_view id, const write_options& options = {}) {
+    return owner_->delete_one(name_, id, options);
+  }
+
+ private:
+  std::string body_id(const json& body) const {
+    auto it = body.find(owner_->store()->options().id_field);
+    return it != body.end() && it->is_string() ? it->template get<std::string>() : std::string();
+  }
+  update_result<T> typed(update_result<json> r) const {
+    return {detail::from_body<T>(r.document, name_, body_id(r.document)), std::move(r.diff),
+            std::move(r.events)};
+  }
+
+  event_sync_storage* owner_;
+  std::string name_;
+};
+
+template <typename T>
+sync_collection<T> event_sync_storage::collection(std::string_view name) {
+  return sync_collection<T>(*this, name);
+}
 
 }  // namespace eventsourced
