@@ -4,13 +4,14 @@
 #
 #   scripts/install-deps.sh            the build: compiler, CMake, SQLite, nlohmann-json, GoogleTest,
 #                                      the client libraries of the server targets (libpq, hiredis,
-#                                      nats.c)
+#                                      nats.c, libmongoc)
 #   scripts/install-deps.sh --servers  also the PostgreSQL, Redis and NATS servers
 #                                      (scripts/services.sh runs them for the tests)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libpq-dev libhiredis-dev libnats-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libpq-dev libhiredis-dev libnats-dev
+          libmongoc-dev)
 # redis-server brings redis-tools (redis-cli); postgresql brings psql.
 server_packages=(postgresql redis-server nats-server)
 

@@ -11,7 +11,8 @@
 // as passed) — except in CI (the environment variable CI is set and not "false"/"0"), where a
 // missing server fails the test loudly: CI must never pass by skipping.
 // EVENTSOURCED_TEST_MONGODB_URI is the exception: no MongoDB server can be installed on the
-// project's machines, so its tests are skipped even in CI (require_server_optional_in_ci).
+// project's machines, so its tests use EVENTSOURCED_REQUIRE_OPTIONAL_SERVER and are skipped even
+// in CI.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -68,4 +69,16 @@ inline std::string missing_server_message(const char* variable) {
     const auto es_address_ = ::eventsourced::testing::server_address(variable); \
     if (!es_address_) GTEST_SKIP() << std::string(variable) << " is not set";   \
     (out) = *es_address_;                                                       \
+  } while (false)
+
+// As EVENTSOURCED_REQUIRE_SERVER, but skipped also in CI: for servers that cannot be installed on
+// the project's machines (MongoDB). The skip message says how to run the test.
+#define EVENTSOURCED_REQUIRE_OPTIONAL_SERVER(variable, out)                                   \
+  do {                                                                                        \
+    const auto es_address_ = ::eventsourced::testing::server_address(variable);               \
+    if (!es_address_) {                                                                       \
+      GTEST_SKIP() << (variable) << " is not set: no such server here; set it to a server's " \
+                   << "URI to run this test";                                                 \
+    }                                                                                         \
+    (out) = *es_address_;                                                                     \
   } while (false)
