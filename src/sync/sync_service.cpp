@@ -364,8 +364,7 @@ struct sync_service::impl {
             c->send(*m);
             messages_sent.fetch_add(1);
           } catch (...) {
-            send_failures.fetch_add(1);
-            failed = true;
+            failed = true;  // counted once the connection is gone (stats stay consistent)
             break;
           }
         }
@@ -373,6 +372,7 @@ struct sync_service::impl {
       }
       if (failed) {
         drop(c->id);
+        send_failures.fetch_add(1);
         continue;
       }
       if (c->closed.load()) {

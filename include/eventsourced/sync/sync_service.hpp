@@ -91,7 +91,7 @@ struct sync_service_stats {
   std::int64_t messages_sent = 0;  // send calls made
   std::int64_t events_pushed = 0;  // live event messages queued for connections
   std::int64_t resyncs = 0;        // "resync_needed" messages queued
-  std::int64_t send_failures = 0;  // send calls that threw (the connection is dropped)
+  std::int64_t send_failures = 0;  // send calls that threw (counted once the connection is dropped)
   std::int64_t log_position = 0;   // the log tail's position
 };
 
