@@ -335,8 +335,9 @@ sync_transaction::touched& sync_transaction::touch(std::string_view collection,
   if (auto it = touched_.find(key); it != touched_.end()) return it->second;
   check_document(collection, id);
   // The transaction's read first: its version is the one checked at commit. The base is read
-  // after it; if the document moved on in between, the mapper sees a version that does not follow
-  // the base and the commit is retried as a conflict.
+  // after it; if the document moved on in between, the base is newer than what the transaction
+  // read and the commit's version check fails (a conflict: retried on fresh state). The mapper's
+  // own check (the new version must follow the base) would catch the other order too.
   auto before = tx_.find_one(collection, id);
   auto base = owner_.base_of(collection, id);
   json& sync = tx_.event_metadata()[std::string(kSyncMetadataKey)];
