@@ -49,7 +49,7 @@ if [ "${EVENTSOURCED_TEST_QUICK:-0}" = "1" ]; then exit 0; fi
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_build build-asan -E consumer_find_package -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=address_undefined -DEVENTSOURCED_BUILD_EXAMPLES=OFF
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp" \
   run_build build-tsan -R 'concurren|sync|conformance|transaction|cache|bus|relay|subscription|projection|watch|store_events|event_sourced|command|snapshot|aggregate|postgres|redis|nats|jetstream' -- -DCMAKE_BUILD_TYPE=Debug \
   -DEVENTSOURCED_SANITIZE=thread -DEVENTSOURCED_BUILD_EXAMPLES=OFF
 echo "=== all test builds passed"
