@@ -62,15 +62,6 @@ inline std::string missing_server_message(const char* variable) {
     (out) = *es_address_;                                                        \
   } while (false)
 
-// Like EVENTSOURCED_REQUIRE_SERVER, but skipped in CI too (for MongoDB, which cannot be installed
-// on the project's machines).
-#define EVENTSOURCED_REQUIRE_SERVER_OPTIONAL_IN_CI(variable, out)               \
-  do {                                                                          \
-    const auto es_address_ = ::eventsourced::testing::server_address(variable); \
-    if (!es_address_) GTEST_SKIP() << std::string(variable) << " is not set";   \
-    (out) = *es_address_;                                                       \
-  } while (false)
-
 // As EVENTSOURCED_REQUIRE_SERVER, but skipped also in CI: for servers that cannot be installed on
 // the project's machines (MongoDB). The skip message says how to run the test.
 #define EVENTSOURCED_REQUIRE_OPTIONAL_SERVER(variable, out)                                   \
