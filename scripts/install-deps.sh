@@ -4,16 +4,17 @@
 #
 #   scripts/install-deps.sh            the build: compiler, CMake, SQLite, nlohmann-json, GoogleTest,
 #                                      the client libraries of the server targets (libpq, hiredis,
-#                                      nats.c, libmongoc)
-#   scripts/install-deps.sh --servers  also the PostgreSQL, Redis and NATS servers
-#                                      (scripts/services.sh runs them for the tests)
+#                                      nats.c, libmongoc; Boost headers for the WebSocket server)
+#   scripts/install-deps.sh --servers  also the PostgreSQL, Redis and NATS servers, and Node.js,
+#                                      Chromium and ChromeDriver for the browser test
+#                                      (scripts/services.sh runs the servers for the tests)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
           libgtest-dev libgmock-dev libbenchmark-dev libpq-dev libhiredis-dev libnats-dev
-          libmongoc-dev)
+          libmongoc-dev libboost-dev)
 # redis-server brings redis-tools (redis-cli); postgresql brings psql.
-server_packages=(postgresql redis-server nats-server)
+server_packages=(postgresql redis-server nats-server nodejs chromium chromium-driver)
 
 case "${1:-}" in
   "") ;;

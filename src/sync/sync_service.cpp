@@ -439,7 +439,8 @@ struct sync_service::impl {
 
   // ---- requests ------------------------------------------------------------------------------
 
-  void handle(const connection_ptr& c, std::string_view text) {
+  // Returns false when the message was malformed (an invalid_message reply).
+  bool handle(const connection_ptr& c, std::string_view text) {
     json request_id;  // null: the request named none
     json reply;
     bool subscribed = false;  // the reply ends a subscribe's catch-up
@@ -495,7 +496,9 @@ struct sync_service::impl {
       reply = {{"type", "error"}, {"code", "internal"}, {"message", e.what()}};
     }
     if (!request_id.is_null()) reply["request_id"] = request_id;
+    const bool well_formed = reply.value("code", std::string()) != "invalid_message";
     enqueue(c, make_message(reply), subscribed ? kind::catch_up : kind::reply);
+    return well_formed;
   }
 
   struct document_ref {
@@ -685,11 +688,11 @@ void sync_service::disconnect(sync_connection_id connection) noexcept {
   std::lock_guard wait_for_send(c->send_mu);
 }
 
-void sync_service::receive(sync_connection_id connection, std::string_view message) {
+bool sync_service::receive(sync_connection_id connection, std::string_view message) {
   if (impl_->stopping.load()) throw store_closed_error("eventsourced: the sync service is stopped");
   auto c = impl_->find(connection);
   std::lock_guard lock(c->receive_mu);
-  impl_->handle(c, message);
+  return impl_->handle(c, message);
 }
 
 sync_service_stats sync_service::stats() const {

@@ -554,7 +554,8 @@ TEST_P(sync_service_test, bad_messages_get_clear_errors_and_change_nothing) {
       text = with_id.dump();
     }
     const auto before = client.count("error");
-    service.receive(connection, text);
+    EXPECT_EQ(service.receive(connection, text), cases[i].code != "invalid_message")
+        << "receive() says whether the message was well formed: " << cases[i].text;
     json reply;
     if (with_id.is_object() && !padded) {
       reply = client.reply(100 + static_cast<int>(i));

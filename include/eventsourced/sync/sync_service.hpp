@@ -116,8 +116,11 @@ class sync_service {
   // disconnect from another thread meanwhile waits for that send). Unknown ids are ignored;
   // never throws.
   void disconnect(sync_connection_id connection) noexcept;
-  // Handles one message from the connection's client (see the header comment).
-  void receive(sync_connection_id connection, std::string_view message);
+  // Handles one message from the connection's client (see the header comment). Returns false
+  // when the message was malformed — the "invalid_message" error reply is queued — so a transport
+  // may close a client that does not speak the protocol; true for every other message, answered
+  // by "ok" or another error.
+  bool receive(sync_connection_id connection, std::string_view message);
 
   sync_service_stats stats() const;
   // Waits until the log tail has handled every event committed before the call (or the timeout
