@@ -3,7 +3,7 @@
 #
 # Three builds, each running ctest:
 #   build-test   RelWithDebInfo, every test (engine conformance, storage, multi-process, the
-#                find_package consumer test)
+#                find_package consumer test, the demo page in headless Chromium)
 #   build-asan   AddressSanitizer + UndefinedBehaviorSanitizer, every test
 #   build-tsan   ThreadSanitizer, the concurrency, sync, bus, relay, subscription and projection tests
 #                and every PostgreSQL, Redis and NATS test
