@@ -15,7 +15,8 @@
 // set headers on a WebSocket) or, when that is absent, an `Authorization: Bearer <token>` header.
 // options.authenticate maps it to the client id the connection acts as (what its writes and
 // acknowledgements are recorded under), or refuses it: the upgrade is answered with HTTP 401 and
-// no WebSocket is opened. A callback that throws refuses too.
+// no WebSocket is opened. A callback that throws refuses too. A token in the query string can end
+// up in the logs of proxies in between: prefer short-lived tokens.
 //
 // Closing misbehaving clients (each closes that client only; the server and other clients go on).
 // The close code and reason tell the client why:
