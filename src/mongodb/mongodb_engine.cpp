@@ -269,7 +269,7 @@ class mongodb_engine final : public engine {
       // A truncate_stream() between two batches of the cursor could leave a hole; the events
       // returned must be consecutive, so such a read is repeated (the truncation only removes
       // events below the stream's latest, and it is one transaction: the next read is whole).
-      for (;;) {
+      for (int attempt = 1;; ++attempt) {
         const collection_ptr events = collection_of(client, kEventsCollection);
         const cursor_ptr cursor(mongoc_collection_find_with_opts(events.get(), filter.get(),
                                                                  opts.get(), primary_.get()));
@@ -281,6 +281,12 @@ class mongodb_engine final : public engine {
           consecutive = consecutive && out[i].stream_version == out[i - 1].stream_version + 1;
         }
         if (consecutive) return out;
+        // Still split after several reads: not a truncation in progress but a hole made around
+        // the engine (events deleted by hand).
+        if (attempt == 10) {
+          throw engine_error("eventsourced: mongodb: stream " + where(stream.type, stream.id) +
+                             " has a hole in its versions (events deleted around the engine?)");
+        }
       }
     });
   }
