@@ -2,8 +2,8 @@
 // served to browsers by sync_websocket_server together with a static page
 // (examples/web/index.html) that shows them live and has buttons that send writes.
 //
-//   ./build/examples/game_sync_server [--port 8080] [--db sqlite:game.db] [--web DIR] [--tick-ms 2000]
-//   then open http://127.0.0.1:8080/?token=demo-ann
+//   ./build/examples/game_sync_server [--port 8080] [--db sqlite:game.db] [--web DIR] [--tick-ms
+//   2000] then open http://127.0.0.1:8080/?token=demo-ann
 //
 // Every --tick-ms the server grants a player some gold (a server-side write the page shows live;
 // 0: no ticks). Tokens (demo only): demo-ann -> client "ann", demo-bob -> client "bob".
@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
       ticker = std::thread([&] {
         std::mt19937 random(7);
         std::unique_lock lock(mu);
-        while (!stop_cv.wait_for(lock, std::chrono::milliseconds(tick_ms), [&] { return stopping; })) {
+        while (
+            !stop_cv.wait_for(lock, std::chrono::milliseconds(tick_ms), [&] { return stopping; })) {
           const char* id = random() % 2 == 0 ? "p1" : "p2";
           storage->find_one_and_update(kPlayers, id, [&](const json& p) {
             return with_gold(p, 1 + static_cast<std::int64_t>(random() % 20));

@@ -11,44 +11,24 @@
 #include <eventsourced/engine/open.hpp>
 #include <eventsourced/engine/sqlite.hpp>
 
+#include "support/forwarding_engine.hpp"
+
 namespace eventsourced::conformance {
 namespace {
 
 using namespace std::chrono_literals;
 
 // An engine whose files live in a temporary directory that goes away with the engine.
-class engine_in_temporary_directory final : public engine {
+class engine_in_temporary_directory final : public eventsourced::testing::forwarding_engine {
  public:
   engine_in_temporary_directory(std::unique_ptr<temporary_directory> directory,
                                 std::unique_ptr<engine> inner)
-      : directory_(std::move(directory)), inner_(std::move(inner)) {}
-
-  std::optional<stored_document> get(std::string_view collection, std::string_view id) override {
-    return inner_->get(collection, id);
-  }
-  std::vector<stored_document> find(std::string_view collection, const query& q) override {
-    return inner_->find(collection, q);
-  }
-  commit_result commit(const commit_request& request) override { return inner_->commit(request); }
-  std::vector<recorded_event> read_stream(const stream_ref& stream, std::int64_t from_version,
-                                          std::size_t max) override {
-    return inner_->read_stream(stream, from_version, max);
-  }
-  std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) override {
-    return inner_->read_all(after_position, max);
-  }
-  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
-    return inner_->truncate_stream(stream, before_version);
-  }
-  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
-    return inner_->wait_for(position, timeout);
-  }
-  void close() override { inner_->close(); }
+      : forwarding_engine(std::move(inner)), directory_(std::move(directory)) {}
+  // The engine lets go of its files before the directory goes.
+  ~engine_in_temporary_directory() override { inner_.reset(); }
 
  private:
-  // Declared first so it is destroyed last, after the engine has let go of its files.
   std::unique_ptr<temporary_directory> directory_;
-  std::unique_ptr<engine> inner_;
 };
 
 std::unique_ptr<engine> make_sqlite_file_engine() {

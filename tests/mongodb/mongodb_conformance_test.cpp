@@ -13,13 +13,14 @@
 #include <eventsourced/engine/open.hpp>
 
 #include "mongodb/mongo_client.hpp"
+#include "support/forwarding_engine.hpp"
 
 namespace eventsourced::conformance {
 namespace {
 
 // An engine in a fresh database of the test server; the database is dropped when the engine is
 // destroyed.
-class engine_in_scratch_database final : public engine {
+class engine_in_scratch_database final : public testing::forwarding_engine {
  public:
   engine_in_scratch_database() {
     static std::atomic<int> counter{0};
@@ -40,31 +41,8 @@ class engine_in_scratch_database final : public engine {
     }
   }
 
-  std::optional<stored_document> get(std::string_view collection, std::string_view id) override {
-    return inner_->get(collection, id);
-  }
-  std::vector<stored_document> find(std::string_view collection, const query& q) override {
-    return inner_->find(collection, q);
-  }
-  commit_result commit(const commit_request& request) override { return inner_->commit(request); }
-  std::vector<recorded_event> read_stream(const stream_ref& stream, std::int64_t from_version,
-                                          std::size_t max) override {
-    return inner_->read_stream(stream, from_version, max);
-  }
-  std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) override {
-    return inner_->read_all(after_position, max);
-  }
-  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
-    return inner_->truncate_stream(stream, before_version);
-  }
-  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
-    return inner_->wait_for(position, timeout);
-  }
-  void close() override { inner_->close(); }
-
  private:
   mongodb_options options_;
-  std::unique_ptr<engine> inner_;
 };
 
 engine_under_test mongodb_engine_under_test() {

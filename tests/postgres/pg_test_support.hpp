@@ -12,6 +12,8 @@
 
 #include <eventsourced/engine/postgres.hpp>
 
+#include "support/forwarding_engine.hpp"
+
 namespace eventsourced::testing {
 
 // The server address from the environment ("" when unset: the test has skipped or failed by
@@ -58,10 +60,12 @@ inline postgres_options postgres_test_options(const std::string& schema) {
 }
 
 // An engine in its own schema; the schema is dropped when the engine is destroyed.
-class engine_in_scratch_schema final : public engine {
+class engine_in_scratch_schema final : public forwarding_engine {
  public:
   explicit engine_in_scratch_schema(postgres_options options)
-      : uri_(postgres_test_uri()), schema_(options.schema), inner_(make_postgres_engine(options)) {}
+      : forwarding_engine(make_postgres_engine(options)),
+        uri_(postgres_test_uri()),
+        schema_(options.schema) {}
   explicit engine_in_scratch_schema(const std::string& schema = unique_schema_name())
       : engine_in_scratch_schema(postgres_test_options(schema)) {}
   ~engine_in_scratch_schema() override {
@@ -74,32 +78,9 @@ class engine_in_scratch_schema final : public engine {
 
   const std::string& schema() const { return schema_; }
 
-  std::optional<stored_document> get(std::string_view collection, std::string_view id) override {
-    return inner_->get(collection, id);
-  }
-  std::vector<stored_document> find(std::string_view collection, const query& q) override {
-    return inner_->find(collection, q);
-  }
-  commit_result commit(const commit_request& request) override { return inner_->commit(request); }
-  std::vector<recorded_event> read_stream(const stream_ref& stream, std::int64_t from_version,
-                                          std::size_t max) override {
-    return inner_->read_stream(stream, from_version, max);
-  }
-  std::vector<recorded_event> read_all(std::int64_t after_position, std::size_t max) override {
-    return inner_->read_all(after_position, max);
-  }
-  std::size_t truncate_stream(const stream_ref& stream, std::int64_t before_version) override {
-    return inner_->truncate_stream(stream, before_version);
-  }
-  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) override {
-    return inner_->wait_for(position, timeout);
-  }
-  void close() override { inner_->close(); }
-
  private:
   std::string uri_;
   std::string schema_;
-  std::unique_ptr<engine> inner_;
 };
 
 }  // namespace eventsourced::testing
