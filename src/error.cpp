@@ -31,4 +31,10 @@ not_found_error::not_found_error(std::string collection, std::string id)
       collection_(std::move(collection)),
       id_(std::move(id)) {}
 
+unreadable_document_error::unreadable_document_error(unreadable_document document)
+    : serialization_error("the stored body of document '" + document.collection + "/" +
+                          document.id + "' (version " + std::to_string(document.version) +
+                          ") cannot be read: " + document.reason),
+      document_(std::move(document)) {}
+
 }  // namespace eventsourced

@@ -8,7 +8,9 @@
 //   ├── conflict_error             a version check failed (retryable: re-read and re-apply)
 //   ├── not_found_error            an update of a document that does not exist
 //   ├── invalid_argument_error     bad input: names, ids, filters, operators, sizes
+//   │   └── json_depth_error               JSON nested deeper than the limit (docs/limits.md)
 //   ├── serialization_error        JSON that does not parse, or does not convert to/from T
+//   │   └── unreadable_document_error      a stored body that cannot be read (corrupt row)
 //   ├── engine_unavailable_error   the engine is busy or unreachable (retryable)
 //   ├── store_closed_error         the store (or engine) was closed
 //   └── engine_error               anything else the engine reported (I/O, corruption, ...)
@@ -18,6 +20,7 @@
 // Exception objects are immutable after construction; copies may be shared across threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -80,11 +83,45 @@ class invalid_argument_error : public error {
   explicit invalid_argument_error(const std::string& what) : error(what, false) {}
 };
 
+// A JSON value nested deeper than the depth limit in force (engine/json_limits.hpp): at most
+// max_depth() levels were allowed. Nothing was changed. Not retryable.
+class json_depth_error : public invalid_argument_error {
+ public:
+  json_depth_error(const std::string& what, std::size_t max_depth)
+      : invalid_argument_error(what), max_depth_(max_depth) {}
+  std::size_t max_depth() const noexcept { return max_depth_; }
+
+ private:
+  std::size_t max_depth_;
+};
+
 // JSON that does not parse (for instance a corrupt body in the database file), or a document
 // that does not convert to or from the caller's type T. Nothing was changed.
 class serialization_error : public error {
  public:
   explicit serialization_error(const std::string& what) : error(what, false) {}
+};
+
+// A stored document whose body cannot be read: not JSON, not an object, nested deeper than
+// kMaxJsonDepth, or holding a number outside the range of a double. Only a write made around the
+// library (or a damaged file) leaves one.
+struct unreadable_document {
+  std::string collection;
+  std::string id;
+  std::int64_t version = 0;  // the version stored with the body (a delete names it)
+  std::string reason;        // why the body cannot be read
+};
+
+// Reading an unreadable document by its id throws this. find_many skips such rows and reports
+// them (store_options::on_unreadable_document), document_collection::find_unreadable lists them
+// and delete_one removes them (docs/limits.md, "Unreadable documents"). Not retryable.
+class unreadable_document_error : public serialization_error {
+ public:
+  explicit unreadable_document_error(unreadable_document document);
+  const unreadable_document& document() const noexcept { return document_; }
+
+ private:
+  unreadable_document document_;
 };
 
 // The engine could not be reached or stayed busy beyond its timeout (a locked SQLite file, a lost

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <eventsourced/engine/json_limits.hpp>
+
 namespace eventsourced {
 namespace {
 
@@ -44,6 +46,8 @@ repository::repository(eventsourced::engine& engine, repository_options options)
   }
   check_interval(options_.snapshot_every, "");
   for (const auto& [type, n] : options_.snapshot_every_by_type) check_interval(n, type);
+  if (!options_.max_json_depth) options_.max_json_depth = kDefaultMaxJsonDepth;
+  validate_max_json_depth(*options_.max_json_depth, "repository_options::max_json_depth");
   if (options_.cache_capacity > 0) {
     cache_ = std::make_shared<aggregate_internal::state_cache>(options_.cache_capacity);
   }
@@ -52,6 +56,7 @@ repository::repository(eventsourced::engine& engine, repository_options options)
 repository::repository(store& s, repository_options options)
     : repository(s.engine(), [&] {
         if (!options.upcasters) options.upcasters = s.options().upcasters;
+        if (!options.max_json_depth) options.max_json_depth = s.options().max_json_depth;
         return std::move(options);
       }()) {}
 
@@ -176,6 +181,18 @@ commit_result repository::save(aggregate_root& aggregate, const json& metadata) 
 commit_result repository::commit_save(aggregate_root& aggregate, const json& metadata,
                                       const command* c) const {
   const std::int64_t saved_from = aggregate.committed_version();
+  // Before the events are copied into the request.
+  const std::size_t max_depth = *options_.max_json_depth;
+  check_json(metadata, max_depth, "save metadata");
+  for (const new_event& e : aggregate.uncommitted()) {
+    for (const auto& [part, value] : {std::pair{"data", &e.data}, {"metadata", &e.metadata}}) {
+      if (auto violation = find_json_violation(*value, max_depth)) {
+        violation->raise("the " + std::string(part) + " of event " + e.type + " of " +
+                             aggregate.type() + "/" + aggregate.id(),
+                         max_depth);
+      }
+    }
+  }
   commit_request request;
   if (!aggregate.uncommitted().empty()) {
     stream_append append{.stream = aggregate.stream(),

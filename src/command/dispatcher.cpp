@@ -5,9 +5,21 @@
 #include <string>
 #include <utility>
 
+#include <eventsourced/engine/json_limits.hpp>
+
 namespace eventsourced {
 
+void validate_command(const command& c) {
+  if (!c.metadata.is_object() && !c.metadata.is_null()) {
+    throw invalid_argument_error("eventsourced: the metadata of command " + c.type + " (" + c.id +
+                                 ") must be an object or null, got " + c.metadata.type_name());
+  }
+  check_json(c.payload, kMaxJsonDepthSetting, "the payload of command " + c.type);
+  check_json(c.metadata, kMaxJsonDepthSetting, "the metadata of command " + c.type);
+}
+
 json causation_metadata(const command& c) {
+  validate_command(c);
   json metadata = c.metadata.is_object() ? c.metadata : json::object();
   if (auto it = metadata.find(kCorrelationIdKey); it == metadata.end() || !it->is_string()) {
     metadata[std::string(kCorrelationIdKey)] = c.id;
@@ -74,6 +86,7 @@ bool dispatcher::has_handler(std::string_view command_type) const {
 }
 
 command_result dispatcher::dispatch(const command& c) const {
+  validate_command(c);
   std::shared_ptr<command_handler> handler;
   std::shared_ptr<const std::vector<middleware>> chain;
   {

@@ -1,6 +1,8 @@
 #include <eventsourced/engine/engine.hpp>
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -133,6 +135,11 @@ void validate_appends(const std::vector<stream_append>& appends,
       if (!e.metadata.is_null() && !e.metadata.is_object()) {
         throw invalid_argument_error("metadata of event '" + e.id + "' must be an object or null");
       }
+      for (const auto& [part, value] : {std::pair{"data", &e.data}, {"metadata", &e.metadata}}) {
+        if (auto violation = find_json_violation(*value, kMaxJsonDepth)) {
+          violation->raise(std::string("the ") + part + " of event '" + e.id + "'", kMaxJsonDepth);
+        }
+      }
       if (!event_ids.insert(e.id).second) {
         throw invalid_argument_error("event id '" + e.id + "' appears twice in one commit");
       }
@@ -152,6 +159,8 @@ void validate_commit_request(const commit_request& request) {
     throw invalid_argument_error("version field '" + request.version_field +
                                  "' must be a top-level member name");
   }
+  const std::size_t max_body_depth =
+      request.max_json_depth == 0 ? kMaxJsonDepth : std::min(request.max_json_depth, kMaxJsonDepth);
   std::set<std::pair<std::string_view, std::string_view>> documents;
   for (const document_write& w : request.writes) {
     validate_collection_name(w.collection);
@@ -164,9 +173,14 @@ void validate_commit_request(const commit_request& request) {
       throw invalid_argument_error("negative expected version for '" + w.collection + "/" + w.id +
                                    "'");
     }
-    if (w.op == write_op::put && !w.body.is_object()) {
-      throw invalid_argument_error("document '" + w.collection + "/" + w.id +
-                                   "' must be a JSON object, got " + w.body.type_name());
+    if (w.op == write_op::put) {
+      if (!w.body.is_object()) {
+        throw invalid_argument_error("document '" + w.collection + "/" + w.id +
+                                     "' must be a JSON object, got " + w.body.type_name());
+      }
+      if (auto violation = find_json_violation(w.body, max_body_depth)) {
+        violation->raise("the body of '" + w.collection + "/" + w.id + "'", max_body_depth);
+      }
     }
   }
   validate_appends(request.appends, nullptr);

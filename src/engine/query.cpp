@@ -1,3 +1,4 @@
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/engine/query.hpp>
 #include <eventsourced/error.hpp>
 
@@ -207,8 +208,13 @@ field_path field_path::parse(std::string_view dotted) {
     const std::string_view seg =
         dotted.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     auto fail = [&](const char* why) {
-      throw invalid_argument_error("invalid field path '" + p.dotted_ + "': " + why);
+      constexpr std::size_t kShown = 200;
+      const bool cut = p.dotted_.size() > kShown;
+      throw invalid_argument_error("invalid field path '" + p.dotted_.substr(0, kShown) +
+                                   (cut ? "...'" : "'") + ": " + why);
     };
+    // A path names a value nested at least as deep as its segments.
+    if (p.segments_.size() == kMaxJsonDepth) fail("it has more segments than kMaxJsonDepth");
     if (seg.empty()) fail("it has an empty segment");
     if (seg.front() == '$') fail("a segment may not start with '$'");
     for (char c : seg) {
@@ -245,7 +251,9 @@ const json* field_path::resolve(const json& doc) const {
   return cur;
 }
 
-filter filter::parse(const json& spec) {
+filter filter::parse(const json& spec, std::size_t max_depth) {
+  // Before anything recursive (parse_object, the operands' copies) runs on it.
+  check_json(spec, max_depth, "filter");
   if (spec.is_null()) return filter{};
   if (!spec.is_object())
     invalid_filter(std::string("it must be a JSON object, got ") + spec.type_name());

@@ -15,6 +15,7 @@
 #include "engine/body_size.hpp"
 #include "engine/sqlite_connection.hpp"
 #include "engine/sqlite_query.hpp"
+#include "engine/stored_json.hpp"
 
 namespace eventsourced {
 namespace {
@@ -61,18 +62,6 @@ constexpr const char* kEventColumns =
 
 std::string in_quotes(std::string_view s) {
   return "'" + std::string(s) + "'";
-}
-
-// `describe` names the column's owner for the error message; only called on failure, so reading
-// many rows builds no message strings.
-template <typename Describe>
-json parse_stored(std::string_view text, Describe&& describe) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw serialization_error("eventsourced: sqlite: " + describe() +
-                              " is not valid JSON: " + e.what());
-  }
 }
 
 // Buffers kept for reuse give their memory back when a value larger than this went through them.
@@ -123,8 +112,9 @@ void parse_event_json(recorded_event& e, std::string_view data, std::string_view
   auto what = [&] {
     return "event " + in_quotes(e.id) + " at position " + std::to_string(e.position);
   };
-  e.data = parse_stored(data, [&] { return "the data of " + what(); });
-  e.metadata = parse_stored(metadata, [&] { return "the metadata of " + what(); });
+  e.data = engine_detail::read_event_json(data, [&] { return "sqlite: the data of " + what(); });
+  e.metadata =
+      engine_detail::read_event_json(metadata, [&] { return "sqlite: the metadata of " + what(); });
 }
 
 // One row of kEventColumns copied out of SQLite, its JSON not parsed yet (parsed after the
@@ -220,24 +210,17 @@ class sqlite_engine final : public engine {
 
   std::vector<stored_document> find(std::string_view collection, const query& q) override {
     validate_collection_name(collection);
-    const sqlite_detail::sql_statement sql = sqlite_detail::translate_find(collection, q);
     const auto alive = enter();
     const std::string operation = "find in collection " + in_quotes(collection);
-    return with_reader([&](connection& conn) {
-      statement s(conn, sql.text, operation);
-      for (std::size_t i = 0; i < sql.params.size(); ++i) {
-        std::visit([&](const auto& value) { s.bind(static_cast<int>(i + 1), value); },
-                   sql.params[i]);
+    return engine_detail::find_readable(q, [&](const query& run) {
+      // SQLite's JSON functions fail the whole statement on a row that is not JSON. Such a row
+      // is not written by the library: the statement runs as it is, and only after that error
+      // once more with every row's text checked first (json_valid), which costs a parse per row.
+      try {
+        return find_on_reader(collection, run, sqlite_detail::text_check::none, operation);
+      } catch (const serialization_error&) {  // SQLite's "malformed JSON" (throw_sqlite_error)
+        return find_on_reader(collection, run, sqlite_detail::text_check::json_valid, operation);
       }
-      std::vector<stored_document> out;
-      while (s.step()) {
-        std::string id(s.column_text(0));
-        json body = parse_stored(s.column_text(2), [&] {
-          return "the body of collection " + in_quotes(collection) + " id " + in_quotes(id);
-        });
-        out.push_back({std::move(id), s.column_int64(1), std::move(body)});
-      }
-      return out;
     });
   }
 
@@ -416,6 +399,22 @@ class sqlite_engine final : public engine {
     return lock;
   }
 
+  engine_detail::found_rows find_on_reader(std::string_view collection, const query& q,
+                                           sqlite_detail::text_check check,
+                                           const std::string& operation) {
+    const sqlite_detail::sql_statement sql = sqlite_detail::translate_find(collection, q, check);
+    return with_reader([&](connection& conn) {
+      statement s(conn, sql.text, operation);
+      for (std::size_t i = 0; i < sql.params.size(); ++i) {
+        std::visit([&](const auto& value) { s.bind(static_cast<int>(i + 1), value); },
+                   sql.params[i]);
+      }
+      engine_detail::found_rows rows(collection);
+      while (s.step()) rows.add(std::string(s.column_text(0)), s.column_int64(1), s.column_text(2));
+      return rows;
+    });
+  }
+
   // Runs use(connection) on a reader connection, or for ":memory:" (one connection holds the
   // whole database) on the writer under its mutex.
   template <typename F>
@@ -438,7 +437,6 @@ class sqlite_engine final : public engine {
       return "collection " + in_quotes(collection) + " id " + in_quotes(id);
     };
     const auto operation = [&] { return "get from " + what(); };
-    const auto body_what = [&] { return "the body of " + what(); };
     static const std::string kSelect =
         "SELECT version, body FROM documents WHERE collection = ?1 AND id = ?2 AND "
         "body IS NOT NULL";
@@ -452,12 +450,14 @@ class sqlite_engine final : public engine {
       if (!s.step()) return std::nullopt;
       version = s.column_int64(0);
       if (held == nullptr) {
-        return stored_document{std::string(id), version, parse_stored(s.column_text(1), body_what)};
+        return stored_document{std::string(id), version,
+                               engine_detail::read_body(collection, id, version, s.column_text(1))};
       }
       text.assign(s.column_text(1));
     }  // the statement is reset: conn is no longer used
     held->unlock();
-    stored_document doc{std::string(id), version, parse_stored(text, body_what)};
+    stored_document doc{std::string(id), version,
+                        engine_detail::read_body(collection, id, version, text)};
     if (text.capacity() > kMaxKeptBufferBytes) std::string().swap(text);
     return doc;
   }

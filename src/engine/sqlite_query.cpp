@@ -42,7 +42,8 @@ field_sql field(param_list& params, const field_path& path) {
 // A number operand as the filter semantics compare it (nlohmann::json comparison): an integer
 // field against an integer operand exactly, anything involving a real as doubles.
 struct number_operand {
-  bool integral = false;  // an int64 operand (or unsigned that fits in one)
+  bool integral = false;     // an int64 operand (or unsigned that fits in one)
+  bool above_int64 = false;  // an unsigned operand above INT64_MAX: above every integer field
   std::int64_t as_integer = 0;
   double as_double = 0;
 };
@@ -57,6 +58,10 @@ number_operand to_number(const json& operand) {
     if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       n.integral = true;
       n.as_integer = static_cast<std::int64_t>(u);
+    } else {
+      // As a double it rounds to 2^63, which INT64_MAX also rounds to: compared exactly (as
+      // nlohmann::json does), no integer field equals it and every one is below it.
+      n.above_int64 = true;
     }
   } else if (operand.is_number_integer()) {
     n.integral = true;
@@ -109,7 +114,7 @@ std::string equals_any(param_list& params, const field_path& path, const json& o
         reals.push_back(as_double);
         if (n.integral) {
           integers_exact.push_back(params.add(n.as_integer));
-        } else {
+        } else if (!n.above_int64) {
           integers_as_real.push_back(as_double);
         }
         break;
@@ -142,7 +147,7 @@ std::string equals_any(param_list& params, const field_path& path, const json& o
     if (!integers_as_real.empty()) {
       integer_tests.push_back(in_list("CAST(" + f.value + " AS REAL)", integers_as_real));
     }
-    when("integer", "(" + join(integer_tests, " OR ") + ")");
+    when("integer", integer_tests.empty() ? "0" : "(" + join(integer_tests, " OR ") + ")");
     when("real", in_list(f.value, reals));
   }
   if (!objects.empty()) when("object", in_list(f.value, objects));
@@ -168,7 +173,9 @@ std::string range(param_list& params, const filter_node& node) {
   const field_sql f = field(params, *node.path);
   const std::string compare = std::string(" ") + op + " ";
   const std::string as_double = params.add(n.as_double);
-  const std::string integer_test = n.integral
+  const bool above = node.op == filter_op::gt || node.op == filter_op::gte;
+  const std::string integer_test = n.above_int64 ? (above ? "0" : "1")
+                                   : n.integral
                                        ? f.value + compare + params.add(n.as_integer)
                                        : "CAST(" + f.value + " AS REAL)" + compare + as_double;
   return "(CASE " + f.type + " WHEN 'integer' THEN " + integer_test + " WHEN 'real' THEN " +
@@ -212,8 +219,13 @@ std::string translate(param_list& params, const filter_node& node) {
 // booleans. Within a kind json_extract() orders: numbers numerically, strings and the canonical
 // text of objects and arrays bytewise (BINARY collation, as std::string::compare), false (0)
 // before true (1); missing and null are both SQL NULL and tie.
-std::string sort_terms(param_list& params, const sort_key& key) {
-  const field_sql f = field(params, field_path::parse(key.path));
+// `checked`: a row that is not JSON sorts as if the field were missing.
+std::string sort_terms(param_list& params, const sort_key& key, bool checked) {
+  field_sql f = field(params, field_path::parse(key.path));
+  if (checked) {
+    f.type = "(CASE WHEN json_valid(body) THEN " + f.type + " END)";
+    f.value = "(CASE WHEN json_valid(body) THEN " + f.value + " END)";
+  }
   const char* direction = key.order == sort_order::descending ? " DESC" : " ASC";
   return "CASE " + f.type +
          " WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'object' THEN 3"
@@ -242,13 +254,21 @@ std::string sqlite_json_path(const field_path& path) {
   return out;
 }
 
-sql_statement translate_find(std::string_view collection, const query& q) {
+sql_statement translate_find(std::string_view collection, const query& q, text_check check) {
   param_list params;
   std::string sql = "SELECT id, version, body FROM documents WHERE collection = " +
                     params.add(std::string(collection)) + " AND body IS NOT NULL";
-  if (const auto& root = q.where.root()) sql += " AND " + translate(params, *root);
+  // Checked, a row that is not JSON gets through the filter and sorts as if every field were
+  // missing, so the engine sees it and reports it (its own parse fails). CASE, not AND: SQLite
+  // does not promise to evaluate AND's operands in order.
+  const bool checked = check == text_check::json_valid;
+  if (const auto& root = q.where.root()) {
+    const std::string predicate = translate(params, *root);
+    sql += checked ? " AND CASE WHEN json_valid(body) THEN " + predicate + " ELSE 1 END"
+                   : " AND " + predicate;
+  }
   sql += " ORDER BY ";
-  for (const sort_key& key : q.sort) sql += sort_terms(params, key) + ", ";
+  for (const sort_key& key : q.sort) sql += sort_terms(params, key, checked) + ", ";
   sql += "id ASC LIMIT ";
   sql += params.add(q.limit ? clamp_to_int64(*q.limit) : std::int64_t{-1});
   sql += " OFFSET " + params.add(clamp_to_int64(q.skip));

@@ -11,7 +11,8 @@
 // all outside what nlohmann::json parses from ordinary input:
 // - integers above INT64_MAX in stored bodies are read by SQLite as reals;
 // - sorting numbers beyond 2^53 mixed with reals: SQLite compares an integer with a real
-//   exactly, compare_for_sort() converts the integer to double first.
+//   exactly, compare_for_sort() converts the integer to double first;
+// - strings holding U+0000: SQLite's JSON functions end them there (sqlite.hpp says so).
 #pragma once
 
 #include <cstdint>
@@ -36,9 +37,15 @@ struct sql_statement {
 // are always quoted: field_path forbids '"' and '\\' in segments, so quoting is exact.
 std::string sqlite_json_path(const field_path& path);
 
+// Whether the statement first checks that a row's body is JSON before a JSON function reads it
+// (json_valid: one more parse per row). Without it, one row that is not JSON fails the statement
+// with "malformed JSON".
+enum class text_check { none, json_valid };
+
 // SELECT id, version, body FROM documents WHERE collection = ?1 AND body IS NOT NULL AND <filter>
 // ORDER BY <sort keys>, id LIMIT ? OFFSET ?. Throws invalid_argument_error for an invalid sort
 // path, serialization_error for an operand that cannot be written as JSON.
-sql_statement translate_find(std::string_view collection, const query& q);
+sql_statement translate_find(std::string_view collection, const query& q,
+                             text_check check = text_check::none);
 
 }  // namespace eventsourced::sqlite_detail

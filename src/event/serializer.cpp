@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 
 namespace eventsourced {
@@ -86,6 +87,14 @@ json event_to_json(const event& e) {
 
 event event_from_json(const json& j) {
   if (!j.is_object()) refuse("", std::string("expected a JSON object, got ") + j.type_name());
+  // Before anything copies it: data and metadata within kMaxJsonDepth, finite numbers.
+  if (auto violation = find_json_violation(j, kMaxJsonDepth + 1)) {
+    try {
+      violation->raise("the event", kMaxJsonDepth + 1);
+    } catch (const error& e) {
+      refuse("", e.what());
+    }
+  }
   event e;
   e.id = string_member(j, "id", "", false);
   e.type = string_member(j, "type", e.id, false);
@@ -123,9 +132,10 @@ std::string serialize_event(const event& e) {
 event deserialize_event(std::string_view text) {
   json j;
   try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& error) {
-    throw serialization_error("eventsourced: an event is not valid JSON (" +
+    // The envelope is one level around data and metadata.
+    j = parse_json(text, kMaxJsonDepth + 1, "the event's text");
+  } catch (const error& error) {
+    throw serialization_error("eventsourced: an event cannot be read (" +
                               std::to_string(text.size()) + " bytes): " + error.what());
   }
   return event_from_json(j);

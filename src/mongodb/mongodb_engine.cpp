@@ -38,6 +38,7 @@
 #include <eventsourced/error.hpp>
 
 #include "engine/body_size.hpp"
+#include "engine/stored_json.hpp"
 #include "mongodb/bson_json.hpp"
 #include "mongodb/mongo_client.hpp"
 #include "mongodb/mongo_query.hpp"
@@ -222,30 +223,35 @@ class mongodb_engine final : public engine {
     return run("read document " + where(collection, id), [&](mongoc_client_t* client) {
       auto doc = find_by_id(client, nullptr, std::string(collection), id);
       if (!doc || body_of(*doc).is_null()) return std::optional<stored_document>();
-      return std::optional<stored_document>(
-          stored_document{std::string(id), int_of(*doc, "version"), std::move((*doc)["body"])});
+      const std::int64_t version = int_of(*doc, "version");
+      return std::optional<stored_document>(stored_document{
+          std::string(id), version,
+          engine_detail::check_body(collection, id, version, std::move((*doc)["body"]))});
     });
   }
 
   std::vector<stored_document> find(std::string_view collection, const query& q) override {
     validate_mongodb_collection_name(collection);
-    const bson_ptr pipeline = to_bson({{"pipeline", mongodb_detail::find_pipeline(q)}});
     const auto alive = enter();
-    return run("find in collection " + in_quotes(collection), [&](mongoc_client_t* client) {
-      const collection_ptr c = collection_of(client, std::string(collection));
-      const cursor_ptr cursor(mongoc_collection_aggregate(c.get(), MONGOC_QUERY_NONE,
-                                                          pipeline.get(), nullptr, primary_.get()));
-      std::vector<stored_document> out;
-      for (json& doc : drain(cursor.get(), "find documents")) {
-        out.push_back({string_of(doc, "_id"), int_of(doc, "version"), std::move(doc["body"])});
-      }
-      return out;
+    return engine_detail::find_readable(q, [&](const query& run_query) {
+      const bson_ptr pipeline = to_bson({{"pipeline", mongodb_detail::find_pipeline(run_query)}});
+      return run("find in collection " + in_quotes(collection), [&](mongoc_client_t* client) {
+        const collection_ptr c = collection_of(client, std::string(collection));
+        const cursor_ptr cursor(mongoc_collection_aggregate(
+            c.get(), MONGOC_QUERY_NONE, pipeline.get(), nullptr, primary_.get()));
+        engine_detail::found_rows rows(collection);
+        for (json& doc : drain(cursor.get(), "find documents")) {
+          rows.add_decoded(string_of(doc, "_id"), int_of(doc, "version"), std::move(doc["body"]));
+        }
+        return rows;
+      });
     });
   }
 
   commit_result commit(const commit_request& request) override {
     validate_commit_request(request);
     for (const document_write& w : request.writes) validate_mongodb_collection_name(w.collection);
+    check_mongodb_depth(request);
     const auto alive = enter();
     for (const document_write& w : request.writes) ensure_collection(w.collection);
     commit_result result =
@@ -451,6 +457,7 @@ class mongodb_engine final : public engine {
     if (request.derived_appends) {
       derived = request.derived_appends(result.versions);
       validate_derived_appends(request, derived);
+      check_mongodb_depth(commit_request{}, derived);
     }
     std::size_t event_count = 0;
     for (const auto* appends : {&request.appends, &std::as_const(derived)}) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include <eventsourced/engine/engine.hpp>
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/engine/mongodb.hpp>
 #include <eventsourced/error.hpp>
 
@@ -40,11 +41,11 @@ std::string redacted(std::string_view uri) {
   const auto scheme_end = uri.find("://");
   if (scheme_end == std::string_view::npos) return std::string(uri.substr(0, 16)) + "...";
   const auto hosts = scheme_end + 3;
-  const auto at = uri.find('@', hosts);
-  const auto slash = uri.find('/', hosts);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && at > slash)) {
-    return std::string(uri);
-  }
+  // The credentials end at the last '@' before the options: a password may hold '/' or '@'
+  // that its writer did not escape (libmongoc then refuses the URI, and the message quotes it).
+  const auto options = uri.find('?', hosts);
+  const auto at = uri.substr(0, options).rfind('@');
+  if (at == std::string_view::npos || at < hosts) return std::string(uri);
   return std::string(uri.substr(0, hosts)) + "***@" + std::string(uri.substr(at + 1));
 }
 
@@ -92,7 +93,14 @@ mongodb_options parse_mongodb_uri(std::string_view uri) {
   const std::string text(uri);
   mongoc_uri_t* parsed = mongoc_uri_new_with_error(text.c_str(), &error);
   if (parsed == nullptr) {
-    throw invalid_argument_error("MongoDB URI " + redacted(uri) + ": " + error.message);
+    // libmongoc's message may quote the password ("Password "..." must not have unescaped
+    // chars"): it is left out when the URI holds credentials.
+    const bool credentials = redacted(uri) != uri;
+    throw invalid_argument_error(
+        "MongoDB URI " + redacted(uri) + ": " +
+        (credentials ? std::string("libmongoc refuses it (its message is left out: it may quote "
+                                   "the password; check that the credentials are escaped)")
+                     : std::string(error.message)));
   }
   mongodb_options options;
   options.uri = text;
@@ -109,6 +117,26 @@ mongodb_options parse_mongodb_uri(std::string_view uri) {
   }
   if (timeout > 0) options.server_selection_timeout = std::chrono::milliseconds(timeout);
   return options;
+}
+
+void check_mongodb_depth(const commit_request& request, const std::vector<stream_append>& derived) {
+  const auto check = [](const json& value, const auto& what) {
+    if (auto violation = find_json_violation(value, kMongodbMaxJsonDepth)) {
+      violation->raise(what() + " (MongoDB's limit)", kMongodbMaxJsonDepth);
+    }
+  };
+  for (const document_write& w : request.writes) {
+    if (w.op != write_op::put) continue;
+    check(w.body, [&] { return "the body of '" + w.collection + "/" + w.id + "'"; });
+  }
+  for (const auto* appends : {&request.appends, &derived}) {
+    for (const stream_append& a : *appends) {
+      for (const new_event& e : a.events) {
+        check(e.data, [&] { return "the data of event '" + e.id + "'"; });
+        check(e.metadata, [&] { return "the metadata of event '" + e.id + "'"; });
+      }
+    }
+  }
 }
 
 void validate_mongodb_collection_name(std::string_view name) {

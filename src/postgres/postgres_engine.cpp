@@ -19,6 +19,7 @@
 #include <eventsourced/error.hpp>
 
 #include "engine/body_size.hpp"
+#include "engine/stored_json.hpp"
 #include "postgres/pg_connection.hpp"
 #include "postgres/pg_query.hpp"
 
@@ -45,14 +46,6 @@ std::string dump_for_storage(const json& value, const What& what) {
     return value.dump();
   } catch (const json::exception& e) {
     throw serialization_error(what() + " cannot be written as JSON: " + e.what());
-  }
-}
-
-json parse_stored(std::string_view text, const std::string& what) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw engine_error("eventsourced: postgresql: " + what + " is not valid JSON: " + e.what());
   }
 }
 
@@ -117,27 +110,29 @@ class postgres_engine final : public engine {
       const auto r =
           c.exec(get_, params{std::string(collection), std::string(id)}, "read a document");
       if (PQntuples(r.get()) == 0) return std::optional<stored_document>();
+      const std::int64_t version = get_int64(r.get(), 0, 0);
       return std::optional<stored_document>(stored_document{
-          std::string(id), get_int64(r.get(), 0, 0),
-          parse_stored(*get_text(r.get(), 0, 1), "the body of " + where(collection, id))});
+          std::string(id), version,
+          engine_detail::read_body(collection, id, version, *get_text(r.get(), 0, 1))});
     });
   }
 
   std::vector<stored_document> find(std::string_view collection, const query& q) override {
     validate_collection_name(collection);
-    const auto statement = postgres_detail::translate_find(documents_, collection, q);
     const auto alive = enter();
-    return run("find in collection " + in_quotes(collection), [&](postgres_detail::connection& c) {
-      const auto r = c.exec_params(statement.text, statement.values, "find documents");
-      std::vector<stored_document> out;
-      const int rows = PQntuples(r.get());
-      out.reserve(static_cast<std::size_t>(rows));
-      for (int i = 0; i < rows; ++i) {
-        std::string id(*get_text(r.get(), i, 0));
-        json body = parse_stored(*get_text(r.get(), i, 2), "the body of " + where(collection, id));
-        out.push_back({std::move(id), get_int64(r.get(), i, 1), std::move(body)});
-      }
-      return out;
+    return engine_detail::find_readable(q, [&](const query& run_query) {
+      const auto statement = postgres_detail::translate_find(documents_, collection, run_query);
+      return run("find in collection " + in_quotes(collection),
+                 [&](postgres_detail::connection& c) {
+                   const auto r = c.exec_params(statement.text, statement.values, "find documents");
+                   engine_detail::found_rows rows(collection);
+                   const int count = PQntuples(r.get());
+                   for (int i = 0; i < count; ++i) {
+                     rows.add(std::string(*get_text(r.get(), i, 0)), get_int64(r.get(), i, 1),
+                              *get_text(r.get(), i, 2));
+                   }
+                   return rows;
+                 });
     });
   }
 
@@ -760,10 +755,14 @@ class postgres_engine final : public engine {
     e.timestamp = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::microseconds(get_int64(r, row, 6))));
-    e.data = parse_stored(*get_text(r, row, 7), "the data of event " + in_quotes(e.id));
+    const auto what = [&](const char* part) {
+      return "postgresql: the " + std::string(part) + " of event " + in_quotes(e.id);
+    };
+    e.data = engine_detail::read_event_json(*get_text(r, row, 7), [&] { return what("data"); });
     const auto metadata = get_text(r, row, 8);
-    e.metadata = metadata ? parse_stored(*metadata, "the metadata of event " + in_quotes(e.id))
-                          : json(nullptr);
+    e.metadata = metadata
+                     ? engine_detail::read_event_json(*metadata, [&] { return what("metadata"); })
+                     : json(nullptr);
     return e;
   }
 

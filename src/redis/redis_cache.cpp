@@ -5,6 +5,7 @@
 #include <mutex>
 #include <utility>
 
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 
 #include "connection.hpp"
@@ -77,11 +78,16 @@ std::optional<cached_document> redis_cache::get(std::string_view collection, std
     cached_document doc;
     doc.version = std::stoll(redis_internal::text_of(r->element[0]));
     if (redis_internal::text_of(r->element[2]) != "1") {
-      doc.body = json::parse(redis_internal::text_of(r->element[1]));
+      // Checked like an engine's rows: an entry over the limits is treated as a miss.
+      doc.body = parse_json(redis_internal::text_of(r->element[1]), kMaxJsonDepth, "cache entry");
     }
     return doc;
   } catch (const store_closed_error&) {
     throw;
+  } catch (const serialization_error&) {
+    return std::nullopt;  // an entry written by something else: a miss
+  } catch (const invalid_argument_error&) {
+    return std::nullopt;  // the same, over the depth limit or with a non-finite number
   } catch (const error&) {
     state_->failures.fetch_add(1);
     return std::nullopt;

@@ -40,10 +40,11 @@ std::vector<json> document_collection::find_many(const json& filter_spec,
                                                  const find_options& options) const {
   store_->check_open();
   query q;
-  q.where = filter::parse(filter_spec);
+  q.where = filter::parse(filter_spec, store_->options().max_json_depth);
   q.sort = options.sort;
   q.limit = options.limit;
   q.skip = options.skip;
+  q.on_unreadable = store_->options().on_unreadable_document;
   std::vector<json> out;
   for (stored_document& doc : store_->engine_->find(name_, q)) {
     store_->accept_stored(doc, name_);
@@ -52,8 +53,21 @@ std::vector<json> document_collection::find_many(const json& filter_spec,
   return out;
 }
 
+std::vector<unreadable_document> document_collection::find_unreadable() const {
+  store_->check_open();
+  std::vector<unreadable_document> found;
+  query q;
+  q.on_unreadable = [&](const unreadable_document& u) {
+    found.push_back(u);
+    if (const auto& report = store_->options().on_unreadable_document) report(u);
+  };
+  store_->engine_->find(name_, q);
+  return found;
+}
+
 update_result<json> document_collection::find_one_and_upsert(json body,
                                                              const write_options& options) {
+  store_->check_input(body, [&] { return "a document for collection '" + name_ + "'"; });
   const std::string id = store_->id_in(body, name_);
   // A conflict here means another writer created (or deleted) the document meanwhile: read again
   // and return what is there now. Bounded in case creations and deletions keep racing.
@@ -117,6 +131,8 @@ update_result<json> document_collection::find_one_and_update(std::string_view id
 
 update_result<json> document_collection::update_one(std::string_view id, const json& update_spec,
                                                     const write_options& options) {
+  store_->check_input(update_spec,
+                      [&] { return "the update of '" + name_ + "/" + std::string(id) + "'"; });
   const store_options& so = store_->options();
   return find_one_and_update(
       id,
@@ -150,6 +166,9 @@ update_result<json> document_collection::update_section(std::string_view id, std
     const bool existed = found != nullptr;  // `found` dangles once `current` is re-read
     const json before = existed ? *found : json();
     const json after = edit(before);
+    store_->check_input(after, [&] {
+      return "section '" + section.str() + "' of '" + name_ + "/" + std::string(id) + "'";
+    });
     if (after == before && (existed || after.is_null())) return unchanged(std::move(*current));
 
     for (int splice = 0;; ++splice) {
@@ -183,10 +202,31 @@ update_result<json> document_collection::update_section(std::string_view id, std
 }
 
 bool document_collection::delete_one(std::string_view id, const write_options& options) {
-  return update(
-             id, [](const json&) -> edit_result<json> { return delete_document; }, options,
-             when_missing::return_empty)
-      .has_value();
+  const retry_options& retry = store_->retry_for(options);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return update(
+                 id, [](const json&) -> edit_result<json> { return delete_document; }, options,
+                 when_missing::return_empty)
+          .has_value();
+    } catch (const unreadable_document_error& e) {
+      // Its body cannot be read: delete it at the version stored with it. Mappers see it
+      // change from an empty object (what it held cannot be known) to deleted.
+      store::pending_write w;
+      w.write.collection = name_;
+      w.write.id = std::string(id);
+      w.write.expected_version = e.document().version;
+      w.write.op = write_op::erase;
+      w.before = json::object();
+      try {
+        store_->commit_write(std::move(w), options);
+        return true;
+      } catch (const conflict_error&) {  // written meanwhile: look again
+        if (!retry.enabled || attempt + 1 >= retry.max_attempts) throw;
+        detail::backoff_sleep(retry, attempt);
+      }
+    }
+  }
 }
 
 }  // namespace eventsourced

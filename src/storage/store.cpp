@@ -1,6 +1,7 @@
 #include <eventsourced/storage/store.hpp>
 
 #include <algorithm>
+#include <cstdio>
 
 #include <eventsourced/engine/open.hpp>
 #include <eventsourced/event/event.hpp>
@@ -24,6 +25,12 @@ store::store(std::unique_ptr<eventsourced::engine> engine, store_options options
   if (options_.retry.max_attempts < 1) {
     throw invalid_argument_error("retry_options::max_attempts must be at least 1");
   }
+  validate_max_json_depth(options_.max_json_depth, "store_options::max_json_depth");
+}
+
+void report_unreadable_document(const unreadable_document& document) {
+  const unreadable_document_error e(document);
+  std::fprintf(stderr, "eventsourced: find passed over an unreadable document: %s\n", e.what());
 }
 
 store::~store() {
@@ -110,6 +117,7 @@ void store::accept_edited(json& body, std::string_view collection, std::string_v
   const auto what = [&] {
     return "an edit of '" + std::string(collection) + "/" + std::string(id);
   };
+  check_input(body, [&] { return what() + "'"; });  // before the caller compares it
   if (!body.is_object()) {
     throw invalid_argument_error(what() + "' returned " + body.type_name() +
                                  ", expected an object");
@@ -212,9 +220,14 @@ std::vector<store::committed_write> store::commit_writes(std::vector<pending_wri
     throw invalid_argument_error("write_options::event_metadata must be an object or null, got " +
                                  std::string(options.event_metadata.type_name()));
   }
+  check_input(options.event_metadata, [] { return "write_options::event_metadata"; });
   commit_request request;
   request.version_field = options_.version_field;
   request.max_body_bytes = options_.max_document_bytes;
+  // Every body as it will be stored, whichever way it was made (a whole document, update
+  // operators, a section edit, a patch): the engine checks them against the store's limit, in
+  // the walk it makes anyway.
+  request.max_json_depth = options_.max_json_depth;
   request.writes.reserve(writes.size());
   for (pending_write& w : writes) {
     // The version the engine will give unless the document is re-created after a tombstone (then

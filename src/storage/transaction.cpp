@@ -26,6 +26,8 @@ std::optional<json> transaction::find_one(std::string_view collection, std::stri
 }
 
 void transaction::put(std::string_view collection, json body) {
+  store_.check_input(body,
+                     [&] { return "a document for collection '" + std::string(collection) + "'"; });
   const std::string id = store_.id_in(body, collection);
   touched& t = touch(collection, id);
   store_.stamp(body, id, t.read_version);
@@ -86,6 +88,8 @@ void store::run_transaction(const std::function<void(transaction&)>& fn,
     }
     if (writes.empty()) return;
     try {
+      check_input(tx.event_metadata_, [] { return "transaction::event_metadata()"; });
+      check_input(options.event_metadata, [] { return "write_options::event_metadata"; });
       if (!tx.event_metadata_.is_null()) {
         if (!tx.event_metadata_.is_object()) {
           throw invalid_argument_error("transaction::event_metadata() must be an object, got " +

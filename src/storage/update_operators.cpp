@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/engine/query.hpp>
 #include <eventsourced/error.hpp>
 
@@ -21,7 +22,8 @@ namespace {
 constexpr std::string_view kContext = "update_one: ";
 
 // Writing to index i of a shorter array pads it with nulls. MongoDB refuses to pad by more than
-// this many elements; so do we, so that a typo cannot allocate gigabytes.
+// this many elements; so do we, so that a typo cannot allocate gigabytes — and in all, for one
+// update: forty such paths would still allocate a gigabyte (about 16 bytes per null).
 constexpr std::size_t kMaxArrayPadding = 1'500'000;
 
 enum class update_op { set, unset, inc, mul, min, max, push, pull, add_to_set, rename };
@@ -77,6 +79,7 @@ struct path_update {
   std::vector<json> values;                // $push, $addToSet: the elements to add
   std::optional<element_matcher> matcher;  // $pull
   std::optional<field_path> target;        // $rename
+  std::size_t* padded = nullptr;           // the nulls this update has padded arrays with so far
 
   [[noreturn]] void fail_here(const std::string& why) const {
     fail(std::string(op_name) + " on '" + path.str() + "': " + why);
@@ -270,7 +273,7 @@ std::vector<path_update> parse_update(const json& update) {
   std::vector<path_update> updates;
   for (const auto& [name, paths] : update.items()) {
     const auto known = std::find_if(std::begin(kOperators), std::end(kOperators),
-                                    [&](const operator_name& o) { return o.name == name; });
+                                    [&n = name](const operator_name& o) { return o.name == n; });
     if (known == std::end(kOperators)) {
       fail("unknown operator '" + name +
            "' (supported: $set $unset $inc $mul $min $max $push $pull $addToSet $rename)");
@@ -363,9 +366,14 @@ location walk_creating(const path_update& u, json& doc, const field_path& path, 
         u.fail_here(where() + " is an array, and $rename cannot move fields into arrays");
       if (!index) u.fail_here(where() + " is an array, and '" + segment + "' is not an index");
       const std::size_t at = index_of(segment);
-      if (at > cur->size() && at - cur->size() > kMaxArrayPadding) {
-        u.fail_here("index " + segment + " would pad " + where() + " with more than " +
-                    std::to_string(kMaxArrayPadding) + " nulls");
+      if (at > cur->size()) {
+        const std::size_t padding = at - cur->size();
+        if (padding > kMaxArrayPadding ||
+            (u.padded != nullptr && *u.padded + padding > kMaxArrayPadding)) {
+          u.fail_here("index " + segment + " would pad " + where() + " with more than " +
+                      std::to_string(kMaxArrayPadding) + " nulls (in all, for one update)");
+        }
+        if (u.padded != nullptr) *u.padded += padding;
       }
     } else if (cur->is_object()) {
       if (index) {
@@ -478,9 +486,11 @@ void apply_min_max(const path_update& u, json& doc) {
   }
   if (operand.is_number() && !field->is_number()) fail_field_type(u, *field, "a number");
   if (operand.is_string() && !field->is_string()) fail_field_type(u, *field, "a string");
-  // json's operator< orders numbers numerically (1 < 1.5) and strings bytewise, as $gt/$lt in
-  // queries do. An equal value is left as it is, kind included (5 stays 5 under $max 5.0).
-  const bool replace = u.op == update_op::min ? operand < *field : *field < operand;
+  // Ordered as $gt/$lt order them in queries (query.hpp): numbers by value, integers exactly
+  // (json's own operator< wraps unsigned ones above INT64_MAX), strings bytewise. An equal value
+  // is left as it is, kind included (5 stays 5 under $max 5.0).
+  const int c = compare_for_sort(&operand, field);
+  const bool replace = u.op == update_op::min ? c < 0 : c > 0;
   if (replace) loc.assign(operand);
 }
 
@@ -565,13 +575,20 @@ void apply_one(const path_update& u, json& doc) {
 }  // namespace
 
 json apply_update(const json& document, const json& update) {
-  const std::vector<path_update> updates = parse_update(update);
+  // Before anything copies or compares them (the store checks its own, lower limit first).
+  check_json(update, kMaxJsonDepth, "the update");
+  check_json(document, kMaxJsonDepth, "the document to update");
+  std::vector<path_update> updates = parse_update(update);
   if (!document.is_object()) {
     fail(std::string("the document must be an object, got a ") + document.type_name());
   }
   // Conflicting paths were refused above, so the operators commute and their order is free.
   json result = document;
-  for (const path_update& u : updates) apply_one(u, result);
+  std::size_t padded = 0;
+  for (path_update& u : updates) {
+    u.padded = &padded;
+    apply_one(u, result);
+  }
   return result;
 }
 

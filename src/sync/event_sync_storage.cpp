@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <eventsourced/error.hpp>
+#include <eventsourced/storage/json_patch.hpp>
 #include <eventsourced/storage/retry.hpp>
 
 namespace eventsourced {
@@ -27,11 +28,11 @@ void check_document(std::string_view collection, std::string_view id) {
                                  "' has the reserved prefix " + std::string(kReservedPrefix));
   }
   validate_id(id);
-  if (collection.size() + id.size() + 16 > kMaxIdBytes) {
+  if (collection.size() + id.size() > kMaxSyncDocumentKeyBytes) {
     throw invalid_argument_error("eventsourced: collection name and id of " +
                                  std::string(collection) +
                                  "/... are too long together for sync (at most " +
-                                 std::to_string(kMaxIdBytes - 16) + " bytes)");
+                                 std::to_string(kMaxSyncDocumentKeyBytes) + " bytes)");
   }
 }
 
@@ -495,7 +496,12 @@ client_write_result event_sync_storage::apply_client_write(std::string_view coll
       bool changed = false;
       switch (w.op) {
         case client_write::kind::put: {
+          // Creates the document, or replaces the body of the one there.
           auto r = documents.find_one_and_upsert(body, once);
+          if (!r.diff.is_new) {
+            r = documents.find_one_and_update(
+                id, [&](const json&) -> edit_result<json> { return body; }, once);
+          }
           changed = r.diff.has_changes;
           after = std::move(r.document);
           break;
@@ -504,13 +510,10 @@ client_write_result event_sync_storage::apply_client_write(std::string_view coll
           auto r = documents.find_one_and_update(
               id,
               [&](const json& current) -> edit_result<json> {
-                try {
-                  return current.patch(w.patch);
-                } catch (const json::exception& e) {
-                  throw invalid_argument_error(std::string("eventsourced: the patch cannot be "
-                                                           "applied: ") +
-                                               e.what());
-                }
+                json_patch_limits limits;
+                limits.max_depth = store_->options().max_json_depth;
+                limits.max_copied_bytes = store_->options().max_document_bytes;
+                return apply_json_patch(current, w.patch, limits);
               },
               once);
           changed = r.diff.has_changes;

@@ -24,9 +24,16 @@ using message_ptr = std::shared_ptr<const std::string>;
 constexpr std::size_t kLogPage = 512;
 constexpr std::size_t kSendBatch = 64;
 
+// Never throws for text: an error message quoting a client's bytes may cut a UTF-8 sequence,
+// which nlohmann's dump() would otherwise refuse; such bytes become U+FFFD.
 message_ptr make_message(const json& j) {
-  return std::make_shared<const std::string>(j.dump());
+  return std::make_shared<const std::string>(
+      j.dump(-1, ' ', false, json::error_handler_t::replace));
 }
+
+// The levels a request wraps around the values it carries: the deepest is a patch operation's
+// value (message → "patch" array → operation → value).
+constexpr std::size_t kRequestEnvelopeDepth = 3;
 
 // A client message that cannot be handled; becomes an "error" reply.
 struct request_error {
@@ -450,14 +457,24 @@ struct sync_service::impl {
                                                    " bytes; at most " +
                                                    std::to_string(options.max_message_bytes)};
       }
-      json m = json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (m.is_discarded()) bad_message("not JSON");
+      // Checked while parsing: nothing deeper than the limit is built, and the parse goes on
+      // past it so that the reply still carries the request's id.
+      lenient_json parsed;
+      try {
+        parsed = parse_json_lenient(text, options.max_json_depth + kRequestEnvelopeDepth);
+      } catch (const serialization_error&) {
+        bad_message("not JSON");
+      }
+      json& m = parsed.value;
       if (!m.is_object()) bad_message("a message is a JSON object");
       if (auto it = m.find("request_id"); it != m.end()) {
         if (!it->is_string() && !it->is_number_integer()) {
           bad_message("\"request_id\" must be a string or an integer");
         }
         request_id = *it;
+      }
+      if (parsed.violation) {
+        parsed.violation->raise("a value of the message", options.max_json_depth);
       }
       const std::string type = string_member(m, "type");
       if (type == "subscribe") {
@@ -485,6 +502,11 @@ struct sync_service::impl {
                {"version", e.actual_version()}};
     } catch (const not_found_error& e) {
       reply = {{"type", "error"}, {"code", "not_found"}, {"message", e.what()}};
+    } catch (const json_depth_error& e) {
+      reply = {{"type", "error"},
+               {"code", "too_deep"},
+               {"message", e.what()},
+               {"max_depth", e.max_depth()}};
     } catch (const invalid_argument_error& e) {
       reply = {{"type", "error"}, {"code", "invalid_argument"}, {"message", e.what()}};
     } catch (const error& e) {
@@ -618,6 +640,7 @@ struct sync_service::impl {
 std::unique_ptr<sync_service> sync_service::start(std::shared_ptr<event_sync_storage> storage,
                                                   sync_service_options options) {
   if (!storage) throw invalid_argument_error("eventsourced: sync_service needs a storage");
+  validate_max_json_depth(options.max_json_depth, "sync_service_options::max_json_depth");
   if (options.max_queued_messages < 1 || options.max_subscriptions < 1 ||
       options.max_message_bytes < 1 || options.delivery_threads < 1 ||
       options.poll_interval.count() < 1) {

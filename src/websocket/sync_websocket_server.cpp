@@ -35,6 +35,8 @@
 #include <eventsourced/error.hpp>
 #include <eventsourced/websocket/sync_websocket_server.hpp>
 
+#include "websocket/http_target.hpp"
+
 namespace eventsourced {
 namespace {
 
@@ -43,76 +45,11 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using websocket_detail::content_type;
+using websocket_detail::path_of;
+using websocket_detail::truncate_reason;
 
 constexpr std::size_t kMaxRequestHeaderBytes = 8 * 1024;
-constexpr std::size_t kMaxCloseReasonBytes = 123;  // RFC 6455: a control frame holds 125 bytes
-
-std::string truncate_reason(std::string_view reason) {
-  if (reason.size() <= kMaxCloseReasonBytes) return std::string(reason);
-  std::size_t n = kMaxCloseReasonBytes;
-  // Never cut a UTF-8 sequence: back up to the start of one.
-  while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-  return std::string(reason.substr(0, n));
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Decodes %XX and '+' of a query string value; nullopt for a malformed escape.
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%') {
-      const int hi = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
-      const int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// The value of query parameter `name` in a request target ("/sync?token=abc&x=1").
-std::optional<std::string> query_parameter(std::string_view target, std::string_view name) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const std::string_view item = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    const auto eq = item.find('=');
-    if (item.substr(0, eq) != name) continue;
-    return percent_decode(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1));
-  }
-  return std::nullopt;
-}
-
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
-
-const char* content_type(const std::filesystem::path& file) {
-  const std::string ext = file.extension().string();
-  if (ext == ".html" || ext == ".htm") return "text/html; charset=utf-8";
-  if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
-  if (ext == ".css") return "text/css; charset=utf-8";
-  if (ext == ".json") return "application/json";
-  if (ext == ".png") return "image/png";
-  if (ext == ".svg") return "image/svg+xml";
-  if (ext == ".ico") return "image/x-icon";
-  return "application/octet-stream";
-}
 
 }  // namespace
 
@@ -464,12 +401,9 @@ class sync_websocket_server::impl::http_session
       respond(http::status::not_found, "no WebSocket endpoint here\n", request);
       return;
     }
-    std::optional<std::string> token = query_parameter(target, "token");
-    if (!token) {
-      const auto auth = request[http::field::authorization];
-      const std::string_view header(auth.data(), auth.size());
-      if (header.starts_with("Bearer ")) token = std::string(header.substr(7));
-    }
+    const auto auth = request[http::field::authorization];
+    const std::optional<std::string> token =
+        websocket_detail::request_token(target, std::string_view(auth.data(), auth.size()));
     std::optional<std::string> client_id;
     if (token) {
       try {
@@ -495,15 +429,13 @@ class sync_websocket_server::impl::http_session
       respond(http::status::not_found, "not found\n", request);
       return;
     }
-    const auto decoded = percent_decode(path_of(target));
-    std::string relative = decoded ? *decoded : std::string();
-    if (relative.empty() || relative.front() != '/' || relative.find("..") != std::string::npos ||
-        relative.find('\0') != std::string::npos) {
+    const std::optional<std::filesystem::path> found =
+        websocket_detail::static_file_path(root, target);
+    if (!found) {
       respond(http::status::bad_request, "bad path\n", request);
       return;
     }
-    if (relative.back() == '/') relative += "index.html";
-    const std::filesystem::path file = root / relative.substr(1);
+    const std::filesystem::path& file = *found;
     std::error_code fs_error;
     if (!std::filesystem::is_regular_file(file, fs_error)) {
       respond(http::status::not_found, "not found\n", request);

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <eventsourced/engine/engine.hpp>
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 
 #include "support/servers.hpp"
@@ -62,6 +63,8 @@ struct engine_under_test {
   // True for a server the project's machines cannot run (MongoDB): without server_variable the
   // test is skipped even in CI (EVENTSOURCED_REQUIRE_OPTIONAL_SERVER).
   bool optional_server = false;
+  // The deepest body, event data or metadata the engine stores (engine/json_limits.hpp).
+  std::size_t max_json_depth = kMaxJsonDepth;
 };
 
 inline void PrintTo(const engine_under_test& e, std::ostream* os) {
@@ -99,6 +102,20 @@ class engine_conformance : public ::testing::TestWithParam<engine_under_test> {
 using eventsourced::testing::temporary_directory;
 
 // --- Building requests -------------------------------------------------------------------------
+
+// `levels` arrays nested in each other around `inner` ([[[inner]]]: depth levels), built by the
+// iterative parser: no recursion however deep.
+inline json nested_arrays(std::size_t levels, const std::string& inner = "") {
+  return json::parse(std::string(levels, '[') + inner + std::string(levels, ']'));
+}
+
+// A document body nested exactly `depth` levels deep: {"id": id, "deep": [[...]]}.
+inline json body_of_depth(const std::string& id, std::size_t depth) {
+  json body = json::object();
+  body["id"] = id;
+  if (depth > 1) body["deep"] = nested_arrays(depth - 1, "7");
+  return body;
+}
 
 inline document_write put_write(std::string collection, std::string id,
                                 std::int64_t expected_version, json body) {

@@ -51,6 +51,7 @@ engine_under_test mongodb_engine_under_test() {
   e.make = [] { return std::make_unique<engine_in_scratch_database>(); };
   e.server_variable = "EVENTSOURCED_TEST_MONGODB_URI";
   e.optional_server = true;
+  e.max_json_depth = kMongodbMaxJsonDepth;
   return e;
 }
 

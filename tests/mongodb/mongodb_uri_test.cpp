@@ -67,6 +67,15 @@ TEST(mongodb_uri, messages_never_repeat_the_password) {
   EXPECT_EQ(message.find("s3cret-pw"), std::string::npos) << message;
   const std::string other = refusal("mongodb://ann:s3cret-pw@h/bad$name");
   EXPECT_EQ(other.find("s3cret-pw"), std::string::npos) << other;
+  // Unescaped '@', '/' or ':' in a password (found by tests/fuzz): libmongoc refuses the URI and
+  // its message quotes the password.
+  for (const char* uri :
+       {"mongodb://ann:@s3cret-pw@h/game?bogus=1", "mongodb://ann:@s3cret-pw@h/a$b",
+        "mongodb://ann:pa/s3cret-pw@h/game", "mongodb://ann:pa:s3cret-pw@h/game"}) {
+    const std::string leaked = refusal(uri);
+    EXPECT_NE(leaked, "") << uri;
+    EXPECT_EQ(leaked.find("s3cret-pw"), std::string::npos) << leaked;
+  }
 }
 
 TEST(mongodb_names, collection_names_mongodb_refuses_are_refused) {

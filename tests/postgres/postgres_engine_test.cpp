@@ -28,7 +28,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::engine_in_scratch_schema;
+using testing::postgres_exec;
 using testing::postgres_test_options;
+using testing::postgres_test_uri;
 using testing::unique_schema_name;
 
 #define REQUIRE_POSTGRES()  \
@@ -326,6 +328,63 @@ TEST(postgres_engine, identifiers_are_never_sql) {
   EXPECT_EQ(db.get("c", nasty)->body, (json{{"v", 1}}));
   EXPECT_EQ(db.read_stream({"s", nasty}, 1, 10).size(), 1u);
   EXPECT_EQ(db.find("c", query{filter::parse({{"v", 1}})}).size(), 1u);
+}
+
+// --- Rows written around the library (docs/limits.md, "Unreadable documents") ---------------
+
+TEST(postgres_engine, unreadable_rows_are_passed_over_by_find_and_reported_and_can_be_deleted) {
+  REQUIRE_POSTGRES();
+  engine_in_scratch_schema db;
+  for (const char* id : {"a", "b", "c", "d", "bad_text", "bad_deep", "bad_array", "bad_huge"}) {
+    db.commit(
+        commit_request{{document_write{"c", id, 0, write_op::put, json{{"id", id}, {"n", 1}}}}});
+  }
+  const std::string table = "\"" + db.schema() + "\".documents";
+  const std::string deep = std::string(1500, '[') + std::string(1500, ']');
+  postgres_exec(postgres_test_uri(),
+                "UPDATE " + table + " SET body_exact = '{\"n\": ' WHERE id = 'bad_text';" +
+                    "UPDATE " + table + " SET body = '{\"n\": 1, \"x\": " + deep +
+                    "}' WHERE id = 'bad_deep';" + "UPDATE " + table +
+                    " SET body = '[1]' WHERE id = 'bad_array';" + "UPDATE " + table +
+                    " SET body = '{\"n\": 1e999}' WHERE id = 'bad_huge';");
+  for (const char* id : {"bad_text", "bad_deep", "bad_array", "bad_huge"}) {
+    SCOPED_TRACE(id);
+    try {
+      db.get("c", id);
+      ADD_FAILURE() << "read";
+    } catch (const unreadable_document_error& e) {
+      EXPECT_EQ(e.document().id, id);
+      EXPECT_EQ(e.document().version, 1);
+    }
+  }
+  std::vector<std::string> reported;
+  query q;
+  q.where = filter::parse({{"n", 1}});
+  q.limit = 3;
+  q.on_unreadable = [&](const unreadable_document& u) { reported.push_back(u.id); };
+  std::vector<std::string> ids;
+  for (const auto& d : db.find("c", q)) ids.push_back(d.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "c"}));
+  q.limit.reset();
+  q.skip = 3;
+  ids.clear();
+  for (const auto& d : db.find("c", q)) ids.push_back(d.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"d"}));
+  EXPECT_FALSE(reported.empty());
+
+  // A store on a second engine object over the same schema.
+  store_options quiet;
+  quiet.on_unreadable_document = nullptr;
+  auto store = store::wrap(make_postgres_engine(postgres_test_options(db.schema())), quiet);
+  auto docs = store->documents("c");
+  EXPECT_EQ(docs.find_unreadable().size(), 4u);
+  for (const char* id : {"bad_text", "bad_deep", "bad_array", "bad_huge"}) {
+    EXPECT_TRUE(docs.delete_one(id));
+    EXPECT_EQ(docs.find_one(id), std::nullopt);
+  }
+  EXPECT_TRUE(docs.find_unreadable().empty());
+  EXPECT_EQ(docs.find_many().size(), 4u);
+  store->close();
 }
 
 }  // namespace

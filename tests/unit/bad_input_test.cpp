@@ -1,7 +1,5 @@
 // Invariant 4 (DESIGN.md): bad input gets a clear error and changes nothing. Every test reads the
 // store back afterwards to prove that nothing changed.
-#include <sqlite3.h>
-
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -307,113 +305,6 @@ TEST(bad_store_uri, an_unknown_scheme_or_no_scheme_is_an_invalid_argument) {
   EXPECT_THROW(eventsourced::open("players.db"), invalid_argument_error);
   EXPECT_THROW(eventsourced::open(""), invalid_argument_error);
   EXPECT_THROW(eventsourced::open("memory:extra"), invalid_argument_error);
-}
-
-// --- A corrupt body in the SQLite file ---------------------------------------------------------
-
-void exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* message = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-  EXPECT_EQ(rc, SQLITE_OK) << (message ? message : "");
-  sqlite3_free(message);
-  sqlite3_close(db);
-}
-
-// The body and version of one row, straight from the file.
-std::pair<std::string, std::int64_t> raw_row(const std::string& path, const std::string& id) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db,
-                     "SELECT body, version FROM documents WHERE collection = 'players' AND id = ?1",
-                     -1, &stmt, nullptr);
-  sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-  std::pair<std::string, std::int64_t> out{"<no row>", -1};
-  if (sqlite3_step(stmt) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    out = {text ? text : "<null>", sqlite3_column_int64(stmt, 1)};
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
-
-TEST(bad_input_sqlite, a_corrupt_body_in_the_file_is_a_serialization_error_naming_the_document) {
-  scratch_directory dir;
-  const std::string path = (dir.path() / "corrupt.db").string();
-  const std::string uri = "sqlite:" + path;
-  {
-    auto s = eventsourced::open(uri);
-    auto p = s->collection<Player>("players");
-    p.find_one_and_upsert(Player{.id = "good", .name = "Good", .gold = 1});
-    p.find_one_and_upsert(Player{.id = "bad", .name = "Bad", .gold = 2});
-  }
-  const std::string corrupt = R"({"id": "bad", "gold": )";
-  exec_sql(path, "UPDATE documents SET body = '" + corrupt +
-                     "' WHERE collection = 'players' AND id = 'bad'");
-
-  auto s = eventsourced::open(uri);
-  auto p = s->collection<Player>("players");
-  try {
-    p.find_one("bad");
-    FAIL() << "expected serialization_error";
-  } catch (const serialization_error& e) {
-    EXPECT_PRED2(mentions, e.what(), "players");
-    EXPECT_PRED2(mentions, e.what(), "bad");
-  }
-  EXPECT_THROW(p.find_one_and_update("bad",
-                                     [](Player x) {
-                                       x.gold = 0;
-                                       return x;
-                                     }),
-               serialization_error);
-  EXPECT_THROW(p.update_one("bad", {{"$set", {{"gold", 0}}}}), serialization_error);
-  EXPECT_THROW(p.delete_one("bad"), serialization_error);
-  EXPECT_THROW(p.find_many(), serialization_error);
-  // The other documents are still readable, and the corrupt row is exactly as it was.
-  EXPECT_EQ(p.find_one("good"), (Player{.id = "good", .name = "Good", .gold = 1, .version = 1}));
-  s->close();
-  EXPECT_EQ(raw_row(path, "bad"), std::make_pair(corrupt, std::int64_t{1}));
-}
-
-TEST(bad_input_sqlite, a_stored_body_that_is_json_but_not_an_object_is_a_serialization_error) {
-  scratch_directory dir;
-  const std::string path = (dir.path() / "not-object.db").string();
-  const std::string uri = "sqlite:" + path;
-  {
-    auto s = eventsourced::open(uri);
-    auto p = s->collection<Player>("players");
-    p.find_one_and_upsert(Player{.id = "good", .name = "Good", .gold = 1});
-    for (const char* id : {"array", "text", "number", "null"}) {
-      p.find_one_and_upsert(Player{.id = id, .name = id});
-    }
-  }
-  exec_sql(path,
-           "UPDATE documents SET body = '[1,2,3]' WHERE id = 'array';"
-           "UPDATE documents SET body = '\"text\"' WHERE id = 'text';"
-           "UPDATE documents SET body = '42' WHERE id = 'number';"
-           "UPDATE documents SET body = 'null' WHERE id = 'null';");
-  auto s = eventsourced::open(uri);
-  auto docs = s->documents("players");
-  for (const char* id : {"array", "text", "number", "null"}) {
-    SCOPED_TRACE(id);
-    // A document body is an object (engine.hpp); anything else in the file is corrupt data and
-    // must surface as an eventsourced error, not as nlohmann's type_error or a made-up document.
-    EXPECT_THROW(docs.find_one(id), serialization_error);
-    EXPECT_THROW(docs.find_one_and_update(id,
-                                          [](json d) {
-                                            d["gold"] = 0;
-                                            return d;
-                                          }),
-                 serialization_error);
-  }
-  EXPECT_THROW(docs.find_many(), serialization_error);
-  EXPECT_EQ(s->collection<Player>("players").find_one("good")->gold, 1);
-  s->close();
-  EXPECT_EQ(raw_row(path, "array"), std::make_pair(std::string("[1,2,3]"), std::int64_t{1}));
-  EXPECT_EQ(raw_row(path, "null"), std::make_pair(std::string("null"), std::int64_t{1}));
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ using eventsourced::repository;
 struct earn_gold {
   std::int64_t amount = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(earn_gold, amount)
+// Only read (payload_as): NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE's to_json would be an unused
+// function, which Clang reports.
+void from_json(const json& j, earn_gold& value) {
+  j.at("amount").get_to(value.amount);
+}
 
 class wallet final : public aggregate_root {
  public:
@@ -74,6 +78,27 @@ TEST(command_test, causation_metadata_keeps_the_callers_correlation_id) {
   EXPECT_EQ(carried.at("client_id"), "c7");
   EXPECT_EQ(carried.at("causation_id"), from_client.id);
   EXPECT_EQ(carried.at("correlation_id"), from_client.id);
+}
+
+TEST(command_test, metadata_that_is_not_an_object_or_null_is_refused_not_dropped) {
+  dispatcher d;
+  int handled = 0;
+  d.register_handler("Earn", [&](const command&) {
+    ++handled;
+    return eventsourced::command_result{};
+  });
+  for (const json& metadata : {json::array({"client", "c7"}), json("c7"), json(7)}) {
+    SCOPED_TRACE(metadata.dump());
+    command c = make_command("Earn", "w1", nullptr, metadata);
+    EXPECT_THROW(eventsourced::causation_metadata(c), eventsourced::invalid_argument_error);
+    EXPECT_THROW(d.dispatch(c), eventsourced::invalid_argument_error);
+  }
+  command deep = make_command("Earn", "w1");
+  deep.payload = json::parse(std::string(100'000, '[') + std::string(100'000, ']'));
+  EXPECT_THROW(d.dispatch(deep), eventsourced::json_depth_error);
+  EXPECT_EQ(handled, 0);
+  EXPECT_NO_THROW(d.dispatch(make_command("Earn", "w1", nullptr, {{"client_id", "c7"}})));
+  EXPECT_EQ(handled, 1);
 }
 
 TEST(command_dispatcher_test, routes_to_object_and_lambda_handlers) {

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 
 namespace eventsourced {
@@ -113,6 +115,25 @@ TEST(event_serializer, invalid_utf8_inside_a_string_is_refused_when_reading) {
   const auto at = text.find("Ann");
   text[at] = '\xc3';  // a lead byte followed by 'n': not UTF-8
   EXPECT_NE(refusal(text), "");
+}
+
+TEST(event_serializer, data_nested_deeper_than_the_engines_keep_is_refused_while_parsing) {
+  // The members are written in name order: "data" is followed by "id".
+  const auto with_data = [](const std::string& data) {
+    std::string text = serialize_event(sample_event());
+    const auto at = text.find("\"data\":") + 7;
+    const auto end = text.find(",\"id\"", at);
+    return text.substr(0, at) + data + text.substr(end);
+  };
+  const auto arrays = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_EQ(refusal(with_data(arrays(kMaxJsonDepth))), "");
+  EXPECT_NE(refusal(with_data(arrays(kMaxJsonDepth + 1))).find("nested deeper"), std::string::npos);
+  EXPECT_NE(refusal(with_data(arrays(1'000'000))), "");
+  json built = valid_json();
+  built["data"] = json::parse(arrays(100'000));
+  EXPECT_THROW(event_from_json(built), serialization_error);
+  built["data"] = {{"x", std::numeric_limits<double>::infinity()}};
+  EXPECT_THROW(event_from_json(built), serialization_error);
 }
 
 TEST(event_serializer, a_non_object_value_is_refused) {

@@ -248,13 +248,16 @@ TEST_F(sqlite_query_differential, hand_picked_edge_cases_agree) {
 TEST(sqlite_query_numbers, integers_beyond_double_precision_compare_with_reals_as_doubles) {
   // filter::matches() follows nlohmann::json: an integer meets a real as a double, so 2^53 + 1
   // equals 2^53 as a real; two integers compare exactly. SQLite alone would compare exactly.
-  // Not covered: range operands above INT64_MAX, where nlohmann::json wraps the unsigned operand
-  // to a negative int64 against an integer field and the SQL compares numerically.
+  // An operand above INT64_MAX is above every integer field: as a double it rounds to 2^63, as
+  // INT64_MAX does (the SQL once compared them equal: found by tests/fuzz).
   constexpr std::int64_t kTwo53 = std::int64_t{1} << 53;
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr auto kTwo63 = static_cast<std::uint64_t>(kMax) + 1;
   const std::vector<json> bodies = {{{"v", kTwo53 + 1}},
                                     {{"v", static_cast<double>(kTwo53)}},
                                     {{"v", kTwo53}},
-                                    {{"v", -kTwo53 - 1}}};
+                                    {{"v", -kTwo53 - 1}},
+                                    {{"v", kMax}}};
   auto db = make_sqlite_engine({.path = ":memory:"});
   commit_request request;
   for (std::size_t i = 0; i < bodies.size(); ++i) {
@@ -272,6 +275,13 @@ TEST(sqlite_query_numbers, integers_beyond_double_precision_compare_with_reals_a
       {{"v", {{"$lte", static_cast<double>(-kTwo53)}}}},
       {{"v", static_cast<std::uint64_t>(kTwo53 + 1)}},
       {{"v", std::numeric_limits<std::uint64_t>::max()}},
+      {{"v", kTwo63}},
+      {{"v", {{"$in", {kTwo63, 1}}}}},
+      {{"v", {{"$nin", {kTwo63}}}}},
+      {{"v", {{"$gt", kTwo63}}}},
+      {{"v", {{"$gte", kTwo63}}}},
+      {{"v", {{"$lt", kTwo63}}}},
+      {{"v", {{"$lte", kTwo63}}}},
   };
   for (const json& spec : specs) {
     const filter f = filter::parse(spec);

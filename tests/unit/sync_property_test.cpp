@@ -11,10 +11,6 @@
 
 #include "sync_test_support.hpp"
 
-// g++ 12 at -O2 reports a false -Wmaybe-uninitialized for nested designated initialisers of
-// sync_options (its store_options holds shared_ptrs); the options are fully initialised.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 namespace eventsourced_test {
 namespace {
 

@@ -12,10 +12,6 @@
 
 #include "sync_test_support.hpp"
 
-// g++ 12 at -O2 reports a false -Wmaybe-uninitialized for nested designated initialisers of
-// sync_options (its store_options holds shared_ptrs); the options are fully initialised.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 namespace eventsourced_test {
 namespace {
 
@@ -297,6 +293,39 @@ TEST_P(sync_storage_test, bad_input_gets_a_clear_error_and_changes_nothing) {
   EXPECT_EQ(*sync.find_one("games", "g1"), (json{{"id", "g1"}, {"gold", 0}, {"version", 1}}));
   EXPECT_EQ(sync_events(sync, "games", "g1").size(), events_before.size());
   EXPECT_EQ(sync.vector_clock("games", "g1"), (vector_clock_map{{"ann", 1}}));
+}
+
+TEST_P(sync_storage_test, collection_name_and_id_may_take_kMaxSyncDocumentKeyBytes_together) {
+  auto& sync = open_sync();
+  const std::string longest(eventsourced::kMaxSyncDocumentKeyBytes - std::string("games").size(),
+                            'i');
+  sync.find_one_and_upsert("games", game(longest, 1), as_client("ann"));
+  EXPECT_EQ(sync.get_missing_events("games", longest, {}).version, 1);
+  try {
+    sync.find_one_and_upsert("games", game(longest + "i", 1), as_client("ann"));
+    FAIL() << "written";
+  } catch (const eventsourced::invalid_argument_error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(eventsourced::kMaxSyncDocumentKeyBytes)),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(sync.find_one("games", longest)->value("gold", 0), 1);
+}
+
+TEST_P(sync_storage_test, a_client_put_creates_or_replaces_the_whole_body) {
+  auto& sync = open_sync();
+  eventsourced::client_write w;
+  w.client_id = "ann";
+  w.mutation_id = "m1";
+  w.document = game("g1", 3);
+  EXPECT_EQ(sync.apply_client_write("games", "g1", w).version, 1);
+  w.mutation_id = "m2";
+  w.document = {{"id", "g1"}, {"level", 2}};
+  const auto replaced = sync.apply_client_write("games", "g1", w);
+  EXPECT_TRUE(replaced.changed);
+  EXPECT_EQ(replaced.version, 2);
+  EXPECT_EQ(*sync.find_one("games", "g1"), (json{{"id", "g1"}, {"level", 2}, {"version", 2}}));
+  EXPECT_EQ(sync.vector_clock("games", "g1"), (vector_clock_map{{"ann", 2}}));
 }
 
 TEST_P(sync_storage_test, bad_options_are_refused) {

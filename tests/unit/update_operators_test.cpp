@@ -217,6 +217,14 @@ TEST(update_min_max, integers_and_doubles_compare_numerically) {
   EXPECT_TRUE(same["n"].is_number_integer());
 }
 
+TEST(update_min_max, integers_beyond_int64_compare_exactly) {
+  // json's operator< wraps an unsigned value above INT64_MAX to a negative one (found by
+  // tests/fuzz: $min -1 left 2^64 - 1 in place).
+  const auto huge = std::numeric_limits<std::uint64_t>::max();
+  EXPECT_EQ(apply_update({{"u", huge}}, {{"$min", {{"u", -1}}}}), json({{"u", -1}}));
+  EXPECT_EQ(apply_update({{"u", huge}}, {{"$max", {{"u", -1}}}}), json({{"u", huge}}));
+}
+
 TEST(update_min_max, strings_compare_bytewise) {
   EXPECT_EQ(apply_update({{"s", "m"}}, {{"$min", {{"s", "c"}}}}), json({{"s", "c"}}));
   EXPECT_EQ(apply_update({{"s", "m"}}, {{"$max", {{"s", "c"}}}}), json({{"s", "m"}}));
@@ -478,6 +486,15 @@ TEST(update_errors, a_path_through_a_value_that_is_not_an_object) {
 
 TEST(update_errors, an_index_that_would_pad_an_array_without_bound) {
   expect_rejected({{"v", json::array()}}, {{"$set", {{"v.999999999", 1}}}}, {"$set", "pad"});
+  // Each path within the bound, but not all of them together (40 of them would allocate about a
+  // gigabyte of nulls before the document size is checked).
+  json document = json::object();
+  json set = json::object();
+  for (int i = 0; i < 40; ++i) {
+    document["p" + std::to_string(i)] = json::array();
+    set["p" + std::to_string(i) + ".1499999"] = 1;
+  }
+  expect_rejected(document, {{"$set", set}}, {"pad", "in all, for one update"});
 }
 
 TEST(update_errors, a_document_that_is_not_an_object) {

@@ -321,6 +321,41 @@ TEST_F(sync_websocket_server_test, invalid_messages_get_the_error_reply_then_a_1
   EXPECT_EQ(service_->stats().connections, 0);
 }
 
+TEST_F(sync_websocket_server_test, a_message_nested_far_too_deep_gets_too_deep_and_all_go_on) {
+  start();  // the default max_message_bytes (1 MiB) lets 200 KB through
+  storage_->find_one_and_upsert("games", {{"id", "g1"}, {"gold", 0}});
+  auto bob = connect("t-bob");
+  bob->send(subscribe("g1", 1, 1));
+  bob->read_until("ok", 1);
+  auto ann = connect("t-ann");
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  const std::string put = R"({"type": "write", "request_id": 2, "mutation_id": "m2",
+      "collection": "games", "id": "g1", "op": "put", "document": {"id": "g1", "x": )" +
+                          deep + "}}";
+  const std::string patch = R"({"type": "write", "request_id": 3, "mutation_id": "m3",
+      "collection": "games", "id": "g1", "op": "patch",
+      "patch": [{"op": "add", "path": "/x", "value": )" +
+                            deep + "}]}";
+  ASSERT_GT(put.size(), 200'000u);
+  ann->send(put);
+  EXPECT_EQ(ann->read_until("error", 2)["code"], "too_deep");
+  ann->send(patch);
+  EXPECT_EQ(ann->read_until("error", 3)["code"], "too_deep");
+  // The same connection still works, and so does everyone else's.
+  ann->send(json{{"type", "write"},
+                 {"request_id", 4},
+                 {"mutation_id", "m4"},
+                 {"collection", "games"},
+                 {"id", "g1"},
+                 {"op", "patch"},
+                 {"patch", {{{"op", "replace"}, {"path", "/gold"}, {"value", 7}}}}});
+  EXPECT_EQ(ann->read_until("ok", 4)["version"], 2);
+  const json event = bob->read_until("event");
+  EXPECT_EQ(event["version"], 2);
+  EXPECT_EQ(storage_->find_one("games", "g1")->value("gold", 0), 7);
+  EXPECT_EQ(server_->stats().connections, 2);
+}
+
 TEST_F(sync_websocket_server_test, a_client_that_never_reads_is_closed_and_others_get_everything) {
   eventsourced::sync_websocket_server_options options;
   options.max_queued_messages = 16;
@@ -402,6 +437,11 @@ TEST_F(sync_websocket_server_test, static_files_are_served_from_the_root_only) {
   EXPECT_EQ(http_get(server_->port(), "/missing.html").first, 404);
   EXPECT_EQ(http_get(server_->port(), "/../etc/passwd").first, 400);
   EXPECT_EQ(http_get(server_->port(), "/js/%2e%2e/%2e%2e/etc/passwd").first, 400);
+  // An empty segment would make the rest an absolute path (found by tests/fuzz: it served
+  // /etc/passwd).
+  EXPECT_EQ(http_get(server_->port(), "//etc/passwd").first, 400);
+  EXPECT_EQ(http_get(server_->port(), "/%2Fetc/passwd").first, 400);
+  EXPECT_EQ(http_get(server_->port(), "/js//client.js").first, 400);
   EXPECT_EQ(server_->stats().files_served, 2);
 }
 

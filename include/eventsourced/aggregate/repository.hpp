@@ -92,6 +92,10 @@ struct repository_options {
   // value are kept; least recently used ones are dropped first. Shared by copies of the
   // repository.
   std::size_t cache_capacity = 1024;
+  // Deepest nesting accepted in the data and metadata of saved events (engine/json_limits.hpp);
+  // deeper: json_depth_error, nothing saved. nullopt: the store's max_json_depth with
+  // repository(store&), kDefaultMaxJsonDepth on a bare engine.
+  std::optional<std::size_t> max_json_depth{};
 };
 
 class repository {

@@ -66,10 +66,15 @@ inline command make_command(std::string type, std::string aggregate_id, json pay
                  .metadata = std::move(metadata)};
 }
 
+// Throws invalid_argument_error unless c's metadata is an object or null and its payload and
+// metadata are within kMaxJsonDepthSetting levels with finite numbers (engine/json_limits.hpp;
+// a store then holds the events they lead to to its own max_json_depth). dispatch() calls it.
+void validate_command(const command& c);
+
 // The metadata events caused by c should carry: every member of c.metadata (a client or session
 // id, ...), then correlation_id (c's, or c.id when c has none) and causation_id = c.id (replacing
 // what c.metadata said: the events' cause is the command). repository::save(aggregate, c) and
-// aggregate_handler use it.
+// aggregate_handler use it. Throws what validate_command throws.
 json causation_metadata(const command& c);
 
 // Handles the commands of one type. What it throws, dispatch() throws unchanged; what it returns,

@@ -61,8 +61,8 @@ class dispatcher {
   bool has_handler(std::string_view command_type) const;
 
   // Runs c through the middleware chain into its handler and returns what the chain returns.
-  // Throws invalid_argument_error when no handler is registered for c.type; otherwise whatever
-  // the middleware or handler throws.
+  // Throws invalid_argument_error when no handler is registered for c.type or c is malformed
+  // (validate_command in command.hpp); otherwise whatever the middleware or handler throws.
   command_result dispatch(const command& c) const;
 
  private:

@@ -59,7 +59,9 @@ struct commit_request;
 struct stream_append;
 // Throws invalid_argument_error for a malformed commit request: invalid names or ids, two writes
 // to one document, two appends to one stream, a put whose body is not an object, an event with an
-// empty id or type, metadata that is neither an object nor null, one event id used twice. Every
+// empty id or type, metadata that is neither an object nor null, one event id used twice, and
+// json_depth_error for a body deeper than request.max_json_depth or any value deeper than
+// kMaxJsonDepth (json_limits.hpp; a non-finite number: invalid_argument_error). Every
 // engine calls it before touching storage; a duplicate of an id already in the log is the
 // engine's to detect.
 void validate_commit_request(const commit_request& request);
@@ -137,6 +139,10 @@ struct commit_request {
   // with invalid_argument_error (the engine measures what it stores, so the body is serialized
   // once).
   std::size_t max_body_bytes = 0;
+  // When non-zero, a put whose body is nested deeper than this many levels fails the commit with
+  // json_depth_error (json_limits.hpp). Zero, or a value above it: kMaxJsonDepth, which every
+  // engine enforces on every body, event data and event metadata anyway.
+  std::size_t max_json_depth = 0;
   // Optional: appends that depend on the versions the writes get. When set, the engine calls it
   // exactly once per successful version check, inside the commit, after every write has been
   // checked and given its version (`versions`: one per write, as in commit_result::versions) and

@@ -59,9 +59,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <eventsourced/engine/engine.hpp>
 
@@ -92,6 +94,16 @@ mongodb_options parse_mongodb_uri(std::string_view uri);
 // own collections). '$' and NUL, which MongoDB refuses, are already refused by
 // validate_collection_name.
 void validate_mongodb_collection_name(std::string_view name);
+
+// MongoDB stores no document nested more than 100 levels deep, counting the document the engine
+// wraps around a body or an event's data: bodies, event data and metadata may be nested at most
+// this deep on this engine (the other engines take kMaxJsonDepth). Deeper: json_depth_error.
+inline constexpr std::size_t kMongodbMaxJsonDepth = 99;
+
+// Throws json_depth_error for a put body, event data or metadata in `request` (or in the appends
+// its derived_appends returned) nested deeper than kMongodbMaxJsonDepth.
+void check_mongodb_depth(const commit_request& request,
+                         const std::vector<stream_append>& derived = {});
 
 // Connects, checks the server can run transactions, creates the event collections and their
 // indexes if missing. Throws invalid_argument_error for bad options, engine_unavailable_error

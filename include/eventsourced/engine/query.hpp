@@ -27,12 +27,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include <eventsourced/engine/json_limits.hpp>
+#include <eventsourced/error.hpp>
 
 namespace eventsourced {
 
@@ -74,8 +78,9 @@ class filter {
   // Matches every document.
   filter() = default;
   // Parses a MongoDB-style filter object. Throws invalid_argument_error, naming the offending
-  // part, for anything outside the supported subset.
-  static filter parse(const json& spec);
+  // part, for anything outside the supported subset, and the errors of check_json
+  // (json_limits.hpp) for a spec nested deeper than max_depth or holding a non-finite number.
+  static filter parse(const json& spec, std::size_t max_depth = kDefaultMaxJsonDepth);
 
   // True when this filter matches every document (an empty filter).
   bool matches_all() const noexcept { return !root_.has_value(); }
@@ -101,6 +106,10 @@ struct query {
   std::vector<sort_key> sort{};        // applied in order, then id ascending
   std::optional<std::size_t> limit{};  // nullopt: no limit
   std::size_t skip = 0;
+  // Stored documents whose body cannot be read (error.hpp: unreadable_document) are not
+  // documents to a query: they never match, and never count for limit or skip. The engine calls
+  // this, on the calling thread, for each one it passed over (empty: passed over silently).
+  std::function<void(const unreadable_document&)> on_unreadable{};
 };
 
 // The total order used for sorting (see above): negative, zero or positive like strcmp.

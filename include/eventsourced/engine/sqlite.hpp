@@ -16,6 +16,10 @@
 //   busy_timeout_ms  how long to wait for another process's lock (default 5000)
 //   max_readers      size of the reader connection pool (default 4)
 //
+// Filters and sorts run as SQL over SQLite's JSON functions, with the semantics of query.hpp, but
+// for one corner: SQLite's JSON functions end a string at U+0000, so a filter or sort sees a string
+// holding that character as its part before it ("a\u0000b" equals "a"). Reads return it exactly.
+//
 // \par Thread safety
 // Safe from many threads and from several processes on one file.
 #pragma once

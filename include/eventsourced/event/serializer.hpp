@@ -34,7 +34,8 @@ json event_to_json(const event& e);
 
 // The event a JSON value in the format above describes. Throws serialization_error when j is not
 // an object, a member is missing or has the wrong type, id or type is empty, a number is out of
-// range.
+// range or not finite, data or metadata is nested deeper than kMaxJsonDepth
+// (engine/json_limits.hpp).
 event event_from_json(const json& j);
 
 // event_to_json(e) as compact JSON text. Also throws serialization_error when a string in the
@@ -43,7 +44,8 @@ std::string serialize_event(const event& e);
 
 // Parses text (one JSON object, surrounding whitespace allowed) into an event. Throws
 // serialization_error for text that is not JSON (malformed, truncated, invalid UTF-8, trailing
-// garbage) and for everything event_from_json refuses.
+// garbage) and for everything event_from_json refuses; the depth limit is checked while parsing,
+// so no text, however deep, builds a value deeper than it.
 event deserialize_event(std::string_view text);
 
 }  // namespace eventsourced

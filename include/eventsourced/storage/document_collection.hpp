@@ -71,8 +71,16 @@ class document_collection {
   // The document, or nullopt when it does not exist.
   std::optional<json> find_one(std::string_view id) const;
 
-  // Documents matching a MongoDB-style filter (query.hpp), executed by the engine.
+  // Documents matching a MongoDB-style filter (query.hpp), executed by the engine. A stored
+  // document whose body cannot be read never matches: it is passed over and reported to
+  // store_options::on_unreadable_document. A filter nested deeper than
+  // store_options::max_json_depth throws json_depth_error.
   std::vector<json> find_many(const json& filter = json::object(), const find_options& = {}) const;
+
+  // The stored documents of this collection whose body cannot be read (error.hpp), each also
+  // reported to store_options::on_unreadable_document. Reads the whole collection. Remove one
+  // with delete_one, then write it anew if needed.
+  std::vector<unreadable_document> find_unreadable() const;
 
   // Creates the document if no document with its id exists, otherwise returns the existing one
   // unchanged (diff.has_changes false). The id is read from the body's id field. Retry options
@@ -101,7 +109,9 @@ class document_collection {
                                      const std::function<json(json)>& edit,
                                      const write_options& = {});
 
-  // Deletes the document. Returns false when it did not exist.
+  // Deletes the document. Returns false when it did not exist. Works on a document whose body
+  // cannot be read (find_one throws unreadable_document_error for it): it is deleted at the
+  // version stored with it, and the mapper sees it change from an empty object to deleted.
   bool delete_one(std::string_view id, const write_options& = {});
 
  private:

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include <eventsourced/engine/engine.hpp>
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/error.hpp>
 #include <eventsourced/event/mapper.hpp>
 #include <eventsourced/event/upcaster.hpp>
@@ -32,6 +34,9 @@
 #include <eventsourced/storage/transaction.hpp>
 
 namespace eventsourced {
+
+// The default of store_options::on_unreadable_document: one line on stderr naming the document.
+void report_unreadable_document(const unreadable_document& document);
 
 struct store_options {
   // Body fields the store keeps equal to the document's id and version.
@@ -43,6 +48,15 @@ struct store_options {
   std::shared_ptr<eventsourced::cache> cache{};
   // Largest accepted document, as serialized JSON. Larger writes throw invalid_argument_error.
   std::size_t max_document_bytes = 16 * 1024 * 1024;
+  // Deepest nesting accepted in what the store is given (engine/json_limits.hpp): document
+  // bodies (also as they are after update operators), update operands, section values, filters,
+  // event metadata. Deeper: json_depth_error, nothing written. 1..kMaxJsonDepthSetting.
+  std::size_t max_json_depth = kDefaultMaxJsonDepth;
+  // Called for each stored document a find_many (or find_unreadable) passes over because its
+  // body cannot be read (error.hpp: unreadable_document), on the calling thread. It may throw to
+  // fail the find. The default writes one line to stderr; an empty function reports nothing.
+  std::function<void(const unreadable_document&)> on_unreadable_document =
+      report_unreadable_document;
   // Turns each write into the events recorded in the same commit (event/mapper.hpp), e.g. a
   // default_event_mapper. nullptr: writes record no events. Shared: it must outlive no one.
   std::shared_ptr<const event_mapper> mapper{};
@@ -112,6 +126,15 @@ class store : public std::enable_shared_from_this<store> {
   static void check_user_collection(std::string_view name);
   // The id in a body's id field; throws invalid_argument_error when it has none.
   std::string id_in(const json& body, std::string_view collection) const;
+  // Throws (json_limits.hpp) unless a value the store was given is within max_json_depth and
+  // finite. Called before anything recursive (copies, comparisons, diffs) runs on the value.
+  // `what` builds the value's description, only on failure.
+  template <typename What>
+  void check_input(const json& value, const What& what) const {
+    if (auto violation = find_json_violation(value, options_.max_json_depth)) {
+      violation->raise(what(), options_.max_json_depth);
+    }
+  }
   // Where a read may come from: the cache if it has the document (first attempts), the
   // engine (transactions: their read versions are checked at commit), or the engine after its
   // commits in progress (retries after a conflict; engine::get_for_update).

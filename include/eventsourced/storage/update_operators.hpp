@@ -10,7 +10,9 @@
 // that mixes operators and plain fields, an empty update, an operand of the wrong kind ($inc with
 // a string), an operator applied to a field of the wrong type ($inc on a string, $push on a
 // number), one path named by two operators, a path through a non-object, $rename onto a path
-// inside itself.
+// inside itself; an update or document nested deeper than kMaxJsonDepth or holding a non-finite
+// number (engine/json_limits.hpp). A result that overflows to a non-finite number is left for the
+// store to refuse (every stored body is checked).
 //
 // \par Thread safety
 // A pure function.

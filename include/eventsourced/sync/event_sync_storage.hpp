@@ -169,7 +169,9 @@ struct client_write {
   kind op = kind::put;
   // put: the whole body, an object (its id field, when present, must be the document's id).
   json document{};
-  // patch: an RFC 6902 JSON Patch (an array) applied to the current body.
+  // patch: an RFC 6902 JSON Patch (an array) applied to the current body with
+  // apply_json_patch (storage/json_patch.hpp): at most 1,000 operations, none nesting the body
+  // deeper than the store's max_json_depth, copies of at most max_document_bytes in all.
   json patch{};
   // When set, the write applies only to this version of the document, else conflict_error (not
   // retried: the client decides). When unset, it applies to whatever version is current.
@@ -177,6 +179,10 @@ struct client_write {
 };
 
 inline constexpr std::size_t kMaxMutationIdBytes = 128;
+// A synced document's collection name and id together, in bytes: the library keeps its sync
+// bookkeeping (snapshot slots) under ids made of both plus a 16-byte suffix, and those must fit
+// in kMaxIdBytes. Longer: invalid_argument_error.
+inline constexpr std::size_t kMaxSyncDocumentKeyBytes = kMaxIdBytes - 16;
 
 struct client_write_result {
   // The document's version after the write (for a duplicate: after its first application).

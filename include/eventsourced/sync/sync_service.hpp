@@ -20,7 +20,10 @@
 // Every client request gets exactly one reply, "ok" or "error" (carrying its "request_id" when it
 // had one), in order with the events of its connection — unless a "resync_needed" dropped it. A
 // malformed message gets an "error" reply and changes nothing; receive() does not throw for
-// anything a client sends.
+// anything a client sends. Clients are assumed hostile (docs/limits.md): a message is checked
+// against options.max_json_depth while it is parsed, so nothing nested deeper is ever built (the
+// reply is "too_deep", still carrying the request's id), and a patch is applied one checked
+// operation at a time (storage/json_patch.hpp).
 //
 // Ordering. For each subscribed document a connection receives versions in order, each once,
 // without gaps: the catch-up first, then live events. A live event that arrives ahead of what
@@ -64,6 +67,7 @@
 #include <string>
 #include <string_view>
 
+#include <eventsourced/engine/json_limits.hpp>
 #include <eventsourced/sync/event_sync_storage.hpp>
 
 namespace eventsourced {
@@ -75,6 +79,11 @@ struct sync_service_options {
   std::size_t max_subscriptions = 10000;
   // Larger messages from a client are refused with an error reply (>= 1).
   std::size_t max_message_bytes = 1 << 20;
+  // Deepest nesting of a value in a client's message (a document, a patch value; see
+  // engine/json_limits.hpp), checked while the message is parsed: deeper values are never built,
+  // and the request gets an error reply with code "too_deep". 1..kMaxJsonDepthSetting. Writes
+  // are also held to the store's own store_options::max_json_depth.
+  std::size_t max_json_depth = kDefaultMaxJsonDepth;
   // Threads calling send functions (>= 1).
   std::size_t delivery_threads = 2;
   // How long the log tail waits for new events before looking again (wakes on commits of this
