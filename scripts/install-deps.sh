@@ -8,6 +8,9 @@
 #   scripts/install-deps.sh --servers  also the PostgreSQL, Redis and NATS servers, and Node.js,
 #                                      Chromium and ChromeDriver for the browser test
 #                                      (scripts/services.sh runs the servers for the tests)
+#   scripts/install-deps.sh --fuzz     also Clang 14 with libFuzzer and llvm-symbolizer, for the
+#                                      fuzz targets (scripts/fuzz.sh)
+# The two flags combine; scripts/fuzz.sh installs what it needs with --fuzz.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
@@ -15,12 +18,17 @@ packages=(build-essential cmake pkg-config nlohmann-json3-dev libsqlite3-dev
           libmongoc-dev libboost-dev)
 # redis-server brings redis-tools (redis-cli); postgresql brings psql.
 server_packages=(postgresql redis-server nats-server nodejs chromium chromium-driver)
+# libclang-rt-14-dev holds libFuzzer and the sanitizers' runtimes; llvm-14 the symbolizer that
+# puts file:line into their reports.
+fuzz_packages=(clang-14 libclang-rt-14-dev llvm-14)
 
-case "${1:-}" in
-  "") ;;
-  --servers) packages+=("${server_packages[@]}") ;;
-  *) echo "usage: $0 [--servers]" >&2; exit 2 ;;
-esac
+for flag in "$@"; do
+  case "$flag" in
+    --servers) packages+=("${server_packages[@]}") ;;
+    --fuzz) packages+=("${fuzz_packages[@]}") ;;
+    *) echo "usage: $0 [--servers] [--fuzz]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
