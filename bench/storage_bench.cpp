@@ -6,6 +6,14 @@
 //   two_threads_distinct_docs     2 threads, each on its own document
 //   two_threads_one_doc           2 threads on one document (ours: optimistic, retries on;
 //                                 baseline: BEGIN IMMEDIATE, so it queues on the lock instead)
+//   depth_limit_overhead_find_one_and_update (synchronous=NORMAL only, the name without suffix;
+//                                 measured 5 times as long as the others)
+//                                 find_one_and_update with the JSON limit checks
+//                                 (engine/json_limits.hpp: the walk of the edited body before
+//                                 the store compares it, the engine's walk of the commit at the
+//                                 store's limit, the checked parse of the stored body) against
+//                                 the same store and file, taking turns, with them switched off
+//                                 (src/engine/json_limits_switch.hpp, bench only)
 //   write_with_event_vs_without   find_one_and_update on a store recording each write's event
 //                                 (default_event_mapper) against the same store without events:
 //                                 what invariant 2 costs (baseline: the library itself). On a
@@ -44,6 +52,7 @@
 
 #include <eventsourced/eventsourced.hpp>
 
+#include "engine/json_limits_switch.hpp"
 #include "harness.hpp"
 
 namespace {
@@ -358,6 +367,35 @@ struct comparison {
   // Ours records each write's event; the baseline is the same store writing without events
   // (the cost of invariant 2) instead of hand-written SQL.
   bool events_vs_no_events = false;
+  // Ours checks JSON limits, the baseline is the same store with the checks switched off; runs
+  // at synchronous=NORMAL only, named without the suffix.
+  bool json_checks_vs_none = false;
+  // Measured time: this many times EVENTSOURCED_BENCH_SECONDS. A difference of about 1% (the
+  // JSON checks) needs longer than the default to stand out of the turn-to-turn noise of ±10%.
+  double time_scale = 1;
+};
+
+// The two sides of json_checks_vs_none: one store (one file, one cache), its process-wide checks
+// switched on for ours and off for the baseline before each operation. The sides take turns
+// (never run at once), so each operation runs as its side says.
+struct json_checks_store {
+  ours_side& store;
+  std::uint64_t ops_reported = 0;
+  int sides_reported = 0;
+};
+struct json_checks_side {
+  json_checks_store& shared;
+  bool checks;
+  bool operator()(int thread, thread_counters& counters) {
+    eventsourced::engine_detail::set_json_checks_for_benchmark(checks);
+    return shared.store(thread, counters);
+  }
+  // No update lost: checked once both sides have said how many increments they made.
+  void check(std::uint64_t ops) {
+    eventsourced::engine_detail::set_json_checks_for_benchmark(true);
+    shared.ops_reported += ops;
+    if (++shared.sides_reported == 2) shared.store.check(shared.ops_reported);
+  }
 };
 
 // Retries, operations that gave up, and how evenly the threads shared the work.
@@ -375,9 +413,10 @@ std::string describe(const run_stats& s, const workload& w) {
   return text;
 }
 
-void run_comparison(const comparison& c, sqlite_synchronous sync, const timing& t,
-                    scratch_dir& scratch) {
-  const std::string name = c.name + "_sqlite_" + synchronous_name(sync);
+void run_comparison(const comparison& c, sqlite_synchronous sync, timing t, scratch_dir& scratch) {
+  t.measured *= c.time_scale;
+  const std::string name =
+      c.json_checks_vs_none ? c.name : c.name + "_sqlite_" + synchronous_name(sync);
   std::printf("== %s: %s; WAL, synchronous=%s; %.1f s each, in turns of %.0f ms\n", name.c_str(),
               c.description.c_str(), synchronous_name(sync), t.measured.count(),
               t.slice.count() * 1000);
@@ -399,7 +438,13 @@ void run_comparison(const comparison& c, sqlite_synchronous sync, const timing& 
                 result.ours.ops_per_second() / result.baseline.ops_per_second());
     std::fflush(stdout);
   };
-  if (c.events_vs_no_events) {
+  if (c.json_checks_vs_none) {
+    ours_side store(c.work, sync, ours_path);
+    json_checks_store shared{store};
+    json_checks_side ours{shared, true};
+    json_checks_side baseline{shared, false};
+    measure(ours, baseline);
+  } else if (c.events_vs_no_events) {
     ours_side ours(c.work, sync, ours_path, /*with_events=*/true);
     ours_side baseline(c.work, sync, baseline_path, /*with_events=*/false);
     measure(ours, baseline);
@@ -442,12 +487,21 @@ int main(int argc, char** argv) {
              "store without a mapper",
          {1, false},
          true},
+        {"depth_limit_overhead_find_one_and_update",
+         "1 thread, +1 gold per op on one " + doc +
+             "; ours checks JSON limits, baseline: the same store with the checks off",
+         {1, false},
+         false,
+         true,
+         5},
     };
     const std::vector<std::string_view> filters(argv + 1, argv + argc);
     scratch_dir scratch;
     for (sqlite_synchronous sync : {sqlite_synchronous::normal, sqlite_synchronous::full}) {
       for (const comparison& c : comparisons) {
-        const std::string name = c.name + "_sqlite_" + synchronous_name(sync);
+        if (c.json_checks_vs_none && sync != sqlite_synchronous::normal) continue;
+        const std::string name =
+            c.json_checks_vs_none ? c.name : c.name + "_sqlite_" + synchronous_name(sync);
         const bool wanted =
             filters.empty() || std::any_of(filters.begin(), filters.end(), [&](std::string_view f) {
               return name.find(f) != std::string::npos;
